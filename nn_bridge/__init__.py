@@ -1,0 +1,52 @@
+"""Weight-space symmetries of PyTorch models, from the intertwiner groups of ``symgroups``.
+
+:func:`find_symmetries` captures a model's graph and lists its hidden-unit
+sites with the group acting on each; :meth:`SymmetrySpec.sample` draws an
+element; :func:`apply_transform` moves the weights by it and checks, with
+:func:`check_function_preserved`, that the outputs stay the same.
+"""
+
+from ._apply import apply_transform
+from ._check import OutputDeviation, PreservationReport, check_function_preserved
+from ._discover import find_symmetries
+from ._errors import (
+    CaptureError,
+    FunctionChangedError,
+    InvalidArgumentError,
+    ModelMismatchError,
+    NNBridgeError,
+    SpecError,
+    TransformError,
+)
+from ._groups import ActivationGroup, SymgroupsResolver, fixed_group_resolver
+from ._scalars import Char, ScalarGroup
+from ._spec import Action, Component, ExcludedSite, Site, SymmetrySpec, TensorInfo
+from ._transform import SiteElement, Transform
+
+__all__ = [
+    "Action",
+    "ActivationGroup",
+    "CaptureError",
+    "Char",
+    "Component",
+    "ExcludedSite",
+    "FunctionChangedError",
+    "InvalidArgumentError",
+    "ModelMismatchError",
+    "NNBridgeError",
+    "OutputDeviation",
+    "PreservationReport",
+    "ScalarGroup",
+    "Site",
+    "SiteElement",
+    "SpecError",
+    "SymgroupsResolver",
+    "SymmetrySpec",
+    "TensorInfo",
+    "Transform",
+    "TransformError",
+    "apply_transform",
+    "check_function_preserved",
+    "find_symmetries",
+    "fixed_group_resolver",
+]

@@ -1,0 +1,138 @@
+"""Proved catalogue results shipped with the package.
+
+Proving the whole catalogue takes seconds, but ``symgroups query relu`` should
+answer in about the time it takes to import sympy. The file
+``data/catalogue.json`` stores each catalogue entry's result at its default
+parameters, stamped with the symgroups and sympy versions that produced it;
+a stamp that does not match the running versions, or an expression that no
+longer matches the catalogue, makes the entry stale and it is recomputed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sympy
+
+from ._activation import Activation
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._query import QueryResult
+
+logger = logging.getLogger(__name__)
+
+CACHE_FILE = "catalogue.json"
+
+
+def _stamp() -> dict[str, str]:
+    return {"symgroups": __version__, "sympy": sympy.__version__}
+
+
+@functools.lru_cache(maxsize=1)
+def _load() -> dict[str, Any]:
+    try:
+        text = resources.files("symgroups").joinpath("data", CACHE_FILE).read_text()
+    except (FileNotFoundError, OSError):
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        logger.warning("ignoring a corrupt result cache %s", CACHE_FILE)
+        return {}
+    if data.get("stamp") != _stamp():
+        logger.info(
+            "result cache was made by %s, running %s: recomputing",
+            data.get("stamp"),
+            _stamp(),
+        )
+        return {}
+    return data.get("entries", {})
+
+
+def lookup(activation: Activation) -> QueryResult | None:
+    """Return the cached result for ``activation``, or None."""
+    entry = _load().get(activation.cache_key())
+    if entry is None:
+        return None
+    from ._group import GroupDescription
+    from ._parse import expression_text
+    from ._query import QueryResult
+
+    if entry.get("expression") != expression_text(activation.expr):
+        logger.info("cached expression for %s is stale", activation.cache_key())
+        return None
+    group = entry["group"]
+    return QueryResult(
+        activation,
+        entry["status"],
+        None if group is None else GroupDescription.from_json(group),
+        entry["steps"],
+        entry["evidence"],
+        entry["notes"],
+    )
+
+
+def prove_catalogue(
+    progress: Callable[[str, float], None] | None = None,
+) -> tuple[list[QueryResult], dict[str, float]]:
+    """Prove every catalogue entry at its defaults from scratch.
+
+    Returns the results and the wall time of each, in seconds. ``progress``
+    is called with each name and its time as it finishes.
+    """
+    from ._catalogue import CATALOGUE, get_activation
+    from ._query import query
+
+    results, seconds = [], {}
+    for name in CATALOGUE:
+        started = time.perf_counter()
+        result = query(get_activation(name), use_cache=False)
+        seconds[name] = time.perf_counter() - started
+        results.append(result)
+        if progress is not None:
+            progress(name, seconds[name])
+    return results, seconds
+
+
+def default_cache_path() -> Path:
+    """The cache file inside the source tree of this package."""
+    return Path(__file__).resolve().parent / "data" / CACHE_FILE
+
+
+def write_cache(results: list[QueryResult], path: Path) -> None:
+    """Write ``results`` as the shipped cache, atomically."""
+    entries = {}
+    for result in results:
+        obj = result.to_json()
+        entries[result.activation.cache_key()] = {
+            key: obj[key]
+            for key in ("expression", "status", "group", "steps", "evidence", "notes")
+        }
+    payload = {"stamp": _stamp(), "entries": entries}
+    write_json_atomic(path, payload)
+    _load.cache_clear()
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(dir=path.parent or ".", prefix=".tmp-")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            json.dump(payload, stream, indent=1, sort_keys=False)
+            stream.write("\n")
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
