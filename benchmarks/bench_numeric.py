@@ -6,6 +6,10 @@ numpy function and of :func:`symgroups._numeric.compile_numpy` on the sympy
 expression, their ratio (compiled / hand-written, so 1.0 is parity) and the
 maximum relative difference of the two results. Each rate is the best of
 ``REPEATS`` timed calls on ``N_POINTS`` float64 points, after one warm-up call.
+
+A relative difference near 1 means that the hand-written form lost every
+digit somewhere. For GELU, ``1 + erf(u)`` rounds to 0 below ``u = -6``, where
+the compiled ``erfc(-u)`` keeps the tail.
 """
 
 from __future__ import annotations
@@ -90,12 +94,14 @@ def main() -> None:
         f"best of {REPEATS} runs"
     )
     print()
+
     header = (
         f"{'activation':<10} {'numpy evals/s':>14} {'compiled evals/s':>17} "
         f"{'ratio':>6} {'max rel diff':>13}"
     )
     print(header)
     print("-" * len(header))
+
     for name, expr, by_hand in CASES:
         compiled = compile_numpy(expr)
         difference = max_relative_difference(compiled(x), by_hand(x))
@@ -106,6 +112,8 @@ def main() -> None:
             f"{name:<10} {hand_rate:>14.3e} {compiled_rate:>17.3e} "
             f"{ratio:>6.2f} {difference:>13.2e}"
         )
+    print()
+    print("ratio: compiled / hand-written evaluations per second (1.00 is parity)")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@ Run from the repository root:
     python docs/gen_catalogue.py           # rewrite docs/catalogue.md
     python docs/gen_catalogue.py --check   # exit 1 if the page is out of date
 
+Both exit with 1 when the query of an entry fails. That entry still gets a
+row, with status ``error`` and the message, so the page never hides it.
+
 Every entry is queried at its default parameters with the default seed, so the
 output depends only on the catalogue and the installed symgroups and sympy
 versions. The page is written through a temporary file and a rename.
@@ -19,9 +22,10 @@ import tempfile
 from pathlib import Path
 
 import symgroups
-from symgroups import CATALOGUE, GroupDescription, QueryResult
+from symgroups import CATALOGUE, GroupDescription, QueryResult, SymgroupsError
+from symgroups._parse import expression_text
 
-#: The page this script owns.
+#: The page this script writes.
 PAGE = Path(__file__).resolve().parent / "catalogue.md"
 
 HEADER = """\
@@ -49,10 +53,20 @@ Every entry also names the torch module that computes the same function
 `symgroups.activation_from_torch_module(module)`.
 """
 
+TABLE_HEAD = (
+    "| name | parameters (defaults) | expression | group | phi | status |\n"
+    "|---|---|---|---|---|---|"
+)
 
-def _cell(text: str) -> str:
-    """Format text as a table cell: a code span, with pipes escaped."""
-    return "`" + text.replace("|", "\\|") + "`"
+
+def _escape(text: str) -> str:
+    """Escape the pipes of plain text in a table cell."""
+    return text.replace("|", "\\|")
+
+
+def _code(text: str) -> str:
+    # Python-Markdown's tables keep a pipe inside a code span, unescaped.
+    return "`" + text + "`"
 
 
 def _group_and_phi(group: GroupDescription | None) -> tuple[str, str]:
@@ -62,34 +76,62 @@ def _group_and_phi(group: GroupDescription | None) -> tuple[str, str]:
         return "none: the activation is constant", "not defined"
     # describe() ends with ", phi..." for every kind except degenerate.
     matrices, _, phi = group.describe().rpartition(", phi")
-    return matrices, "phi" + phi
+    return matrices, _code("phi" + phi)
 
 
-def _row(name: str, result: QueryResult) -> str:
+def _parameters(name: str) -> str:
     entry = CATALOGUE[name]
     params = ", ".join(f"{p.name}={p.default}" for p in entry.parameters)
-    expression = result.to_json()["expression"]
-    matrices, phi = _group_and_phi(result.group)
-    cells = [
-        f"`{name}`",
-        _cell(params) if params else "none",
-        _cell(expression),
-        matrices,
-        _cell(phi) if phi.startswith("phi") else phi,
-        result.status,
-    ]
+    return _code(params) if params else "none"
+
+
+def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def render() -> str:
-    """Query every catalogue entry and return the page as Markdown."""
-    lines = [
-        "| name | parameters (defaults) | expression | group | phi | status |",
-        "|---|---|---|---|---|---|",
-    ]
+def _result_row(name: str, result: QueryResult) -> str:
+    matrices, phi = _group_and_phi(result.group)
+    expression = result.to_json()["expression"]
+    return _row(
+        [
+            f"`{name}`",
+            _parameters(name),
+            _code(expression),
+            matrices,
+            phi,
+            result.status,
+        ]
+    )
+
+
+def _failed_row(name: str, error: SymgroupsError) -> str:
+    message = " ".join(str(error).split())
+    expression = expression_text(CATALOGUE[name].expression())
+    return _row(
+        [
+            f"`{name}`",
+            _parameters(name),
+            _code(expression),
+            "query failed: " + _escape(message),
+            "",
+            "error",
+        ]
+    )
+
+
+def render() -> tuple[str, list[str]]:
+    """Query every catalogue entry and return the page and the names that failed."""
+    rows = [TABLE_HEAD]
+    failed = []
     for name in CATALOGUE:
-        lines.append(_row(name, symgroups.query(name)))
-    return HEADER + "\n".join(lines) + "\n" + FOOTER
+        try:
+            result = symgroups.query(name)
+        except SymgroupsError as error:
+            failed.append(name)
+            rows.append(_failed_row(name, error))
+            continue
+        rows.append(_result_row(name, result))
+    return HEADER + "\n".join(rows) + "\n" + FOOTER, failed
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -98,6 +140,8 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
+        # mkstemp creates the file readable by its owner only.
+        os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
@@ -113,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         help="compare the generated page with docs/catalogue.md instead of writing",
     )
     args = parser.parse_args(argv)
-    text = render()
+    text, failed = render()
+    if failed:
+        sys.stderr.write(f"query failed for: {', '.join(failed)}\n")
     if args.check:
         current = PAGE.read_text(encoding="utf-8") if PAGE.exists() else ""
         if current != text:
@@ -121,9 +167,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{PAGE} is out of date; run python docs/gen_catalogue.py\n"
             )
             return 1
-        return 0
-    write_atomic(PAGE, text)
-    return 0
+    else:
+        write_atomic(PAGE, text)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

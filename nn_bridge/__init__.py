@@ -1,4 +1,4 @@
-"""Weight-space symmetries of PyTorch models, from the intertwiner groups of ``symgroups``.
+"""Weight-space symmetries of PyTorch models from ``symgroups`` intertwiner groups.
 
 :func:`find_symmetries` captures a model's graph and lists its hidden-unit
 sites with the group acting on each; :meth:`SymmetrySpec.sample` draws an

@@ -38,10 +38,18 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ParamRef:
-    """A parameter or buffer used directly as an op argument."""
+    """A parameter or buffer used as an op argument, possibly transposed.
+
+    ``axes[k]`` is the parameter axis that axis ``k`` of the value reads
+    (None: the identity), so ``W.t()`` is ``ParamRef(name, W, (1, 0))``.
+    """
 
     name: str
     tensor: torch.Tensor
+    axes: tuple[int, ...] | None = None
+
+    def axis(self, view_axis: int) -> int:
+        return view_axis if self.axes is None else self.axes[view_axis]
 
 
 @dataclass
@@ -53,9 +61,9 @@ class Labels:
     chars: dict[int, Char]
 
     def spaces(self, table: SpaceTable) -> list[int]:
-        present = torch.unique(self.units)
-        present = present[present >= 0].numpy()
-        return sorted({int(s) for s in table.space_of(present)})
+        present = np.unique(self.units.numpy())
+        present = present[present >= 0]
+        return sorted({int(s) for s in np.unique(table.space_of(present))})
 
 
 @dataclass
@@ -222,6 +230,8 @@ DATA_MOVEMENT = {
     "gather",
     "repeat_interleave",
     "unfold",
+    "numpy_T",
+    "mT",
 }
 
 #: Ops that convert dtype or device: labels pass unchanged.
@@ -345,7 +355,7 @@ class Analysis:
     def positions(
         self, units: np.ndarray, reps: np.ndarray, space: Space, op: str
     ) -> np.ndarray:
-        """``positions[i, r]``: where replica ``r`` of unit ``i`` lies along the axis."""
+        """Return ``positions[i, r]``, the index of replica ``r`` of unit ``i``."""
         index = np.flatnonzero(
             (units >= space.base) & (units < space.base + space.size)
         )
@@ -472,8 +482,8 @@ class Analysis:
         return Labels(labels.units, labels.reps, chars)
 
     def check_complete(self, labels: Labels, op: str) -> None:
-        present = torch.unique(labels.units)
-        present = present[present >= 0].numpy()
+        present = np.unique(labels.units.numpy())
+        present = present[present >= 0]
         for space in self.spaces_along(present):
             inside = (present >= space.base) & (present < space.base + space.size)
             if int(inside.sum()) != space.size:
@@ -565,6 +575,8 @@ class Analysis:
             return self.move(target, args, kwargs, largs, out)
         if name in IGNORED:
             return None
+        if name in DATA_MOVEMENT and largs and isinstance(largs[0], ParamRef):
+            return _moved_param(largs[0], name, args)
         if not labelled and name not in (
             "linear",
             "addmm",
@@ -652,8 +664,8 @@ class Analysis:
     def op_linear(self, op, args, kwargs, largs, lkwargs, out):
         weight = self._weight(largs[1], op)
         bias = largs[2] if len(largs) > 2 else lkwargs.get("bias")
-        self.consume(largs[0], args[0].dim() - 1, weight.name, 1, op)
-        outputs = [(weight.name, 0)]
+        self.consume(largs[0], args[0].dim() - 1, weight.name, weight.axis(1), op)
+        outputs = [(weight.name, weight.axis(0))]
         if isinstance(bias, ParamRef):
             outputs.append((bias.name, 0))
         elif isinstance(args[2] if len(args) > 2 else None, torch.Tensor):
@@ -662,8 +674,8 @@ class Analysis:
 
     def op_addmm(self, op, args, kwargs, largs, lkwargs, out):
         bias, weight = largs[0], self._weight(largs[2], op)
-        self.consume(largs[1], 1, weight.name, 0, op)
-        outputs = [(weight.name, 1)]
+        self.consume(largs[1], 1, weight.name, weight.axis(0), op)
+        outputs = [(weight.name, weight.axis(1))]
         if isinstance(bias, ParamRef):
             outputs.append((bias.name, 0 if bias.tensor.dim() == 1 else 1))
         elif isinstance(bias, Labels):
@@ -676,9 +688,12 @@ class Analysis:
                 f"{op}: only a product with a weight matrix is supported"
             )
         weight = largs[1]
-        self.consume(largs[0], args[0].dim() - 1, weight.name, 0, op)
+        self.consume(largs[0], args[0].dim() - 1, weight.name, weight.axis(0), op)
         return self.produce(
-            out.shape, out.dim() - 1, [(weight.name, 1)], self._origin(weight)
+            out.shape,
+            out.dim() - 1,
+            [(weight.name, weight.axis(1))],
+            self._origin(weight),
         )
 
     op_matmul = op_mm
@@ -729,7 +744,7 @@ class Analysis:
         return labels
 
     def _depthwise(self, op, labels, weight, bias, out):
-        """Depthwise convolution: output channel ``c*m + j`` reads input channel ``c``."""
+        """Depthwise convolution: output channel ``c*m + j`` reads channel ``c``."""
         channels = out.shape[1]
         if labels is None:
             return self.produce(out.shape, 1, [], self._origin(weight))
@@ -848,7 +863,7 @@ class Analysis:
         )
 
     def _layer_norm(self, op, labels, normalized_shape, weight, bias):
-        """LayerNorm: permutations of the normalised features only, weight and bias follow."""
+        """LayerNorm: permutations of the normalised features, weight and bias."""
         if labels is None:
             return None
         if len(normalized_shape) != 1:
@@ -1019,8 +1034,11 @@ class Analysis:
             raise UnsupportedOp(
                 f"{op}: hidden units meet values that the transform leaves alone"
             )
-        mask = ua >= 0
-        pairs = torch.unique(torch.stack([ua[mask], ub[mask]], dim=1), dim=0).numpy()
+        mask = (ua >= 0).numpy()
+        first_units, second_units = ua.numpy()[mask], ub.numpy()[mask]
+        stride = int(self.table.next_unit) + 1
+        codes = np.unique(first_units * stride + second_units)
+        pairs = np.stack([codes // stride, codes % stride], axis=1)
         if len(np.unique(pairs[:, 0])) != len(pairs) or len(
             np.unique(pairs[:, 1])
         ) != len(pairs):
@@ -1203,9 +1221,7 @@ class Analysis:
             raise UnsupportedOp(f"{op}: query, key and value heads do not line up")
         heads = int(heads_of[0].max()) + 1
         spaces = []
-        for row, labels, label in zip(
-            rows, (q, k, v), ("query", "key", "value"), strict=True
-        ):
+        for row, label in zip(rows, ("query", "key", "value"), strict=True):
             blocks = np.stack([row[heads_of[0] == h][0] for h in range(heads)])
             found = self.spaces_along(blocks.ravel())
             if len(found) != 1:
@@ -1253,6 +1269,26 @@ class Analysis:
         return Labels(
             out_units.contiguous(), reps.contiguous(), {v_space.id: v.chars[v_space.id]}
         )
+
+
+def _moved_param(param: ParamRef, name: str, args: tuple) -> ParamRef | None:
+    """Follow a transpose of a parameter; other data movement loses it."""
+    axes = list(param.axes or range(param.tensor.dim()))
+    if name in ("numpy_T",):
+        return ParamRef(param.name, param.tensor, tuple(reversed(axes)))
+    if name in ("t", "mT") and len(axes) == 2:
+        return ParamRef(param.name, param.tensor, (axes[1], axes[0]))
+    if name == "transpose":
+        first, second = (int(a) % len(axes) for a in args[1:3])
+        axes[first], axes[second] = axes[second], axes[first]
+        return ParamRef(param.name, param.tensor, tuple(axes))
+    if name == "permute":
+        return ParamRef(
+            param.name, param.tensor, tuple(axes[int(d) % len(axes)] for d in args[1])
+        )
+    # NOTE: a parameter reshaped or concatenated into the data (a class token)
+    # becomes an untransformed constant, which excludes the units it meets.
+    return None
 
 
 def _expand(labels: Labels, shape: Sequence[int]) -> Labels:

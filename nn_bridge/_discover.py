@@ -38,13 +38,18 @@ def _inventory(model: nn.Module) -> tuple[dict[str, TensorInfo], dict[str, str]]
     return infos, aliases
 
 
+def _first_line(error: BaseException) -> str:
+    text = str(error)
+    return text.splitlines()[0] if text else ""
+
+
 def _export(model: nn.Module, args: tuple, kwargs: dict) -> Any:
     try:
         return torch.export.export(model, args, kwargs, strict=False)
     except Exception as error:  # torch.export raises many unrelated types
         raise CaptureError(
             f"torch.export could not capture {type(model).__name__}: "
-            f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            f"{type(error).__name__}: {_first_line(error)}"
         ) from error
 
 
@@ -90,7 +95,7 @@ def find_symmetries(
     positional arguments or a dict of keyword arguments). The graph is
     captured with ``torch.export.export(strict=False)``; the model is not
     modified. ``resolver`` maps an elementwise ATen op to its group
-    (default: :class:`SymgroupsResolver`, which asks ``symgroups.query``).
+    (default: :class:`SymgroupsResolver`, which calls ``symgroups.query``).
 
     Raises
     ------
@@ -139,11 +144,15 @@ def _unit_site(
             roots.append(root)
     index_of = {root: i for i, root in enumerate(roots)}
     size = table.spaces[members[0]].size
+
+    # A dense matrix passes only linear ops: one scale component, no op that
+    # needs monomial elements, and every factor the identity character.
     general = (
         len(roots) == 1
         and not any(m in table.monomial for m in members)
         and all(len(a.factors) == 1 and a.factors[0][1] == IDENTITY for a in actions)
     )
+
     notes: list[str] = []
     for member in members:
         for note in table.notes.get(member, []):
@@ -160,6 +169,7 @@ def _unit_site(
             orthogonal=orthogonal,
             notes=notes,
         )
+
     components = []
     for root in roots:
         constraints = [
@@ -230,7 +240,8 @@ def _attention_site(
         qk_group=block_group(roots[:2]),
         vo_group=block_group(roots[2:]),
         notes=[
-            f"attention with {core.heads} heads of {core.qk_dim} (query/key) and {core.vo_dim} (value)"
+            f"attention with {core.heads} heads of {core.qk_dim} (query/key) "
+            f"and {core.vo_dim} (value)"
         ],
     )
 

@@ -19,7 +19,7 @@ class InvalidArgumentError(NNBridgeError):
 
 
 class CaptureError(NNBridgeError):
-    """Neither ``torch.export`` nor ``torch.fx`` could capture the model's graph."""
+    """``torch.export`` could not capture the graph, or it cannot be analysed."""
 
 
 class SpecError(NNBridgeError):

@@ -101,14 +101,8 @@ class Site:
     vo_group: str = "identity"
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def rows(self) -> int:
-        """Rows of every action's ``positions``."""
-        if self.kind == "attention":
-            return self.size * self.qk_dim  # q and k; v rows use vo_dim
-        return self.size
-
     def rows_of(self, action: Action) -> int:
+        """Rows of ``action.positions``: units, or heads times the block width."""
         if self.kind != "attention":
             return self.size
         return self.size * (self.vo_dim if action.fibre == "v" else self.qk_dim)
@@ -349,18 +343,21 @@ class SymmetrySpec:
     # ------------------------------------------------------------------
     # Sampling
 
-    def sample(self, seed: int | None = None) -> Transform:
+    def sample(self, seed: int | None = None, *, scalings: str = "dyadic") -> Transform:
         """Draw a random element of the whole group; equal seeds give equal draws.
 
-        Permutations are uniform (within colours), scalings follow
-        :func:`nn_bridge._transform.sample_scalars`, and every general
-        linear block is a Haar-random orthogonal matrix.
+        Permutations are uniform (within colours) and every general linear
+        block is a Haar-random orthogonal matrix. Continuous scalings are
+        powers of two by default (``scalings="dyadic"``), so that monomial
+        sites move float weights without rounding; ``"lognormal"`` draws
+        ``exp(N(0, 0.5))`` magnitudes instead
+        (:func:`nn_bridge._transform.sample_scalars`).
         """
         from ._transform import Transform, sample_site
 
         rng = np.random.default_rng(seed)
         return Transform(
-            {site.name: sample_site(site, rng) for site in self.sites},
+            {site.name: sample_site(site, rng, scalings) for site in self.sites},
             self.fingerprint(),
         )
 

@@ -28,6 +28,14 @@ if TYPE_CHECKING:
 #: :data:`symgroups._group.DEFAULT_LOG_SCALE_STD`.
 LOG_SCALE_STD = 0.5
 
+#: Standard deviation of the exponent ``k`` of dyadic scalings ``2**k``.
+DYADIC_EXPONENT_STD = 1.0
+
+#: How :func:`sample_scalars` draws continuous magnitudes: ``dyadic`` gives
+#: powers of two, which multiply float32 and float64 weights without
+#: rounding; ``lognormal`` gives ``exp(N(0, LOG_SCALE_STD))``.
+SCALING_MODES = ("dyadic", "lognormal")
+
 #: Powers ``k`` of a discrete generator ``c`` drawn by sampling: ``|k| <= 2``.
 DISCRETE_SAMPLE_RANGE = 2
 
@@ -204,7 +212,7 @@ class Transform:
     # Membership
 
     def check_fits(self, spec: SymmetrySpec) -> None:
-        """Raise :class:`TransformError` unless this is an element of ``spec``'s group."""
+        """Raise :class:`TransformError` unless this is in ``spec``'s group."""
         if self.fingerprint != spec.fingerprint():
             raise TransformError(
                 f"transform fingerprint {self.fingerprint!r} does not match the "
@@ -319,19 +327,28 @@ def atomic_write(path: str | os.PathLike[str], write: Any) -> None:
 
 
 def sample_scalars(
-    group: ScalarGroup, rng: np.random.Generator, size: int
+    group: ScalarGroup, rng: np.random.Generator, size: int, scalings: str = "dyadic"
 ) -> np.ndarray:
     """Draw ``size`` elements of ``group``.
 
-    Signs are uniform, magnitudes ``exp(N(0, LOG_SCALE_STD))``, and discrete
-    groups ``c**k`` with ``|k| <= DISCRETE_SAMPLE_RANGE``.
+    Signs are uniform. Continuous magnitudes are ``2**k`` with ``k`` a rounded
+    ``N(0, DYADIC_EXPONENT_STD)`` (``scalings="dyadic"``) or
+    ``exp(N(0, LOG_SCALE_STD))`` (``"lognormal"``). Discrete groups give
+    ``c**k`` with ``|k| <= DISCRETE_SAMPLE_RANGE``.
     """
+    if scalings not in SCALING_MODES:
+        raise TransformError(
+            f"scalings must be one of {SCALING_MODES}, got {scalings!r}"
+        )
     if group.kind == "trivial":
         return np.ones(size)
     signs = rng.choice([-1.0, 1.0], size=size)
     if group.kind == "sign":
         return signs
-    magnitudes = np.exp(rng.normal(0.0, LOG_SCALE_STD, size=size))
+    if scalings == "dyadic":
+        magnitudes = np.exp2(np.rint(rng.normal(0.0, DYADIC_EXPONENT_STD, size=size)))
+    else:
+        magnitudes = np.exp(rng.normal(0.0, LOG_SCALE_STD, size=size))
     if group.kind == "positive":
         return magnitudes
     if group.kind == "nonzero":
@@ -364,7 +381,9 @@ def sample_permutation(
     return perm
 
 
-def sample_site(site: Site, rng: np.random.Generator) -> SiteElement:
+def sample_site(
+    site: Site, rng: np.random.Generator, scalings: str = "dyadic"
+) -> SiteElement:
     """Draw a random element of one site's group."""
     if site.kind == "general_linear":
         return SiteElement(matrix=haar_orthogonal(rng, site.size))
@@ -379,7 +398,9 @@ def sample_site(site: Site, rng: np.random.Generator) -> SiteElement:
             vo = np.stack([haar_orthogonal(rng, site.vo_dim) for _ in range(site.size)])
         return SiteElement(perm=perm, qk=qk, vo=vo)
     perm = sample_permutation(rng, site.size, site.colours)
-    scales = tuple(sample_scalars(c.scalars, rng, site.size) for c in site.components)
+    scales = tuple(
+        sample_scalars(c.scalars, rng, site.size, scalings) for c in site.components
+    )
     return SiteElement(perm=perm, scales=scales)
 
 

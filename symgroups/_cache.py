@@ -82,14 +82,33 @@ def lookup(activation: Activation) -> QueryResult | None:
     )
 
 
+#: Hard deadline, in seconds, for proving the whole catalogue in one worker.
+CATALOGUE_TIMEOUT = 900.0
+
+
 def prove_catalogue(
     progress: Callable[[str, float], None] | None = None,
 ) -> tuple[list[QueryResult], dict[str, float]]:
     """Prove every catalogue entry at its defaults from scratch.
 
-    Returns the results and the wall time of each, in seconds. ``progress``
-    is called with each name and its time as it finishes.
+    All entries are proved in one worker process, so sympy's caches and the
+    numeric imports are shared between them; each sympy call keeps its step
+    deadline. Returns the results and the wall time of each entry, in seconds.
+    ``progress`` is called in the worker with each name and its time.
     """
+    from . import _numeric  # noqa: F401  (imported once, inherited by the worker)
+    from ._errors import SymgroupsError
+    from ._worker import run_in_worker
+
+    outcome = run_in_worker(_prove_all, progress, timeout=CATALOGUE_TIMEOUT)
+    if outcome.status != "ok":
+        raise SymgroupsError(f"proving the catalogue failed: {outcome.detail}")
+    return outcome.value
+
+
+def _prove_all(
+    progress: Callable[[str, float], None] | None,
+) -> tuple[list[QueryResult], dict[str, float]]:
     from ._catalogue import CATALOGUE, get_activation
     from ._query import query
 

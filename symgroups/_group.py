@@ -34,13 +34,18 @@ DISCRETE_SAMPLE_RANGE = 2
 
 def _exact(value: Any) -> sympy.Expr:
     """Convert an int, a Fraction-like or a sympy number to an exact sympy number."""
+    if isinstance(value, sympy.Float):
+        value = float(value)
     if isinstance(value, sympy.Basic):
-        expr = sympy.sympify(value)  # a sympy object is trusted, never text
+        expr = value
     elif isinstance(value, bool):
         raise ParameterError(f"expected an exact number, got {value!r}")
     elif isinstance(value, int):
         expr = sympy.Integer(value)
     elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ParameterError(f"expected a finite number, got {value!r}")
+        # The decimal text of a float is what its writer meant: 0.1 is 1/10.
         expr = sympy.Rational(repr(value))
     elif isinstance(value, str):
         from ._parse import parse_number
@@ -146,6 +151,7 @@ class GroupDescription:
         generators = tuple(_exact(g) for g in self.generators)
         if self.scalars == "discrete":
             _check_discrete_generators(generators)
+            generators = _canonical_generators(generators)
         elif generators:
             raise ParameterError(
                 f"only discrete scalar groups have generators, got {generators!r}"
@@ -281,14 +287,19 @@ class GroupDescription:
         e, p = self.character.sign_exponent, self.character.power
         if self.scalars == "trivial" or self._mu_is_identity():
             return "phi(A) = A"
-        if p == 0 and e == 0:
+        if self.scalars == "sign" or (p == 1 and e == 0):
+            # mu(lam) = |lam| on these scalars.
             return "phi(A) = |A| (entrywise absolute value)"
-        if p.is_integer and (e - p) % 2 == 0:
+        if p == 0:
+            if e == 0:
+                return "phi(P diag(d)) = P (the scalings act trivially)"
+            return "phi(A) = sign(A) (entrywise sign)"
+        # Entrywise powers keep the zeros of A only for positive exponents.
+        entrywise = p.is_integer and p > 0
+        if entrywise and ((e - p) % 2 == 0 or not self.has_negative_scalars):
             return f"phi(A) = A**{p} (entrywise power)"
-        if e == 0 and self.has_negative_scalars:
-            return f"phi(A) = |A|**{exact_text(p)} (entrywise)"
         sign = "sign(d)*" if e else ""
-        return f"phi(P diag(d)) = P diag({sign}|d|**{exact_text(p)})"
+        return f"phi(P diag(d)) = P diag({sign}|d|**({exact_text(p)}))"
 
     def _mu_is_identity(self) -> bool:
         assert self.character is not None
@@ -318,6 +329,19 @@ def _check_discrete_generators(generators: tuple[sympy.Expr, ...]) -> None:
         raise ParameterError(
             f"the second generator of a discrete group must be -1, got {generators}"
         )
+
+
+def _canonical_generators(generators: tuple[sympy.Expr, ...]) -> tuple[sympy.Expr, ...]:
+    """Write a discrete group's generators in one form per group.
+
+    ``<c> = <1/c>`` and ``<-1, c> = <-1, -c>``, so the generator of largest
+    magnitude is kept, with a positive sign when ``-1`` is also a generator.
+    """
+    (c,) = [g for g in generators if abs(g) != 1]
+    magnitude = abs(c) if abs(c) > 1 else 1 / abs(c)
+    if any(g == -1 for g in generators):
+        return (sympy.Integer(-1), magnitude)
+    return (magnitude,) if c > 0 else (-magnitude,)
 
 
 def _discrete_contains(

@@ -56,11 +56,11 @@ BALANCE_FLOOR = 1e-4
 #: Deepest sympy tree that :func:`compile_numpy` accepts.
 MAX_EXPRESSION_DEPTH = 200
 
-#: Fewest finite sample points a residual is computed from; below it the
-#: residual is NaN and counts as a failure.
+#: Minimum number of finite sample points a residual is computed from. With
+#: fewer the residual is NaN, which counts as a failure.
 MIN_VALID_POINTS = 16
 
-#: Fewest points :func:`sample_points` draws.
+#: Minimum number of points :func:`sample_points` draws.
 MIN_SAMPLE_POINTS = 20
 
 #: Magnitude ranges of :func:`sample_points` and the share of points in each.
@@ -117,10 +117,10 @@ MAX_REFINEMENTS = 64
 REFINE_XATOL = 1e-15
 REFINE_MAXITER = 200
 
-#: Snapping of a refined generator to an exact number: the relative distance
-#: allowed, and the forms accepted (rationals and their square and cube roots
-#: and sums of such terms, with numerators and denominators up to
-#: ``SNAP_MAX_TERM`` and at most ``SNAP_MAX_OPS`` operations).
+#: Snapping of a refined generator to an exact number. The exact number must
+#: lie within relative distance ``SNAP_TOL``. It may be a rational, a square
+#: or cube root of one, or a sum of such terms, with numerators and
+#: denominators up to ``SNAP_MAX_TERM`` and at most ``SNAP_MAX_OPS`` operations.
 SNAP_TOL = 1e-9
 SNAP_MAX_TERM = 1000
 SNAP_MAX_OPS = 6
@@ -132,6 +132,10 @@ POWER_SNAP_TOL = 1e-6
 
 #: ``|lam|`` within this of 1 is treated as the identity scaling.
 UNIT_SCALING_TOL = 1e-12
+
+#: Relative tolerance of the check that every fitting scaling lies in the
+#: discovered group with the discovered ``mu``.
+CONSISTENCY_TOL = 1e-6
 
 _Node = float | Callable[[np.ndarray], np.ndarray]
 _BoolNode = bool | Callable[[np.ndarray], np.ndarray]
@@ -238,10 +242,12 @@ def _compile(expr: sympy.Basic, depth: int) -> _Node:
             f"unknown symbol {expr!r} (assumptions {expr.assumptions0!r}): the only "
             "variable is symgroups._symbols.X, x with real=True"
         )
+
     if expr.is_Number:
         return _number(expr)
     if isinstance(expr, sympy.NumberSymbol):
         return float(expr)
+
     if isinstance(expr, sympy.Add):
         return _compile_add(expr, depth)
     if isinstance(expr, sympy.Mul):
@@ -256,6 +262,7 @@ def _compile(expr: sympy.Basic, depth: int) -> _Node:
         return _compile_extremum(expr, depth)
     if isinstance(expr, sympy.Piecewise):
         return _compile_piecewise(expr, depth)
+
     function = _UNARY_FUNCTIONS.get(expr.func)
     if function is not None and len(expr.args) == 1:
         return _apply(function, _compile(expr.args[0], depth + 1))
@@ -666,6 +673,9 @@ class CompiledExpression:
 
     def __call__(self, x: Any) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
+        if x.ndim == 0:
+            # The closures update arrays in place, which numpy scalars are not.
+            return self(x.reshape(1)).reshape(())
         root = self._root
         if isinstance(root, float):
             return np.full(x.shape, root)
@@ -692,7 +702,11 @@ def compile_numpy(expr: sympy.Expr) -> CompiledExpression:
     Parameters
     ----------
     expr : sympy.Expr
-        An expression built from the nodes listed in the error message below.
+        An expression built from numbers, ``pi``, ``E``, ``X``, ``+``, ``*``,
+        ``**``, ``Max``, ``Min`` and ``Piecewise``, and from the functions
+        exp, log, sin, cos, tan, tanh, sinh, cosh, atan, asinh, erf, erfc,
+        Abs, sign and Heaviside. Piecewise conditions may use ``<``, ``<=``,
+        ``>``, ``>=``, ``Eq``, ``Ne``, ``And``, ``Or`` and ``Not``.
 
     Returns
     -------
@@ -843,7 +857,7 @@ def _scaling_rows(
     if mu is None:
         zz = np.einsum("ij,ij->i", zs, zs)
         yz = np.einsum("ij,ij->i", yw, zs)
-        # Where f(t) is 0 at every valid point, every mu fits equally; take 0.
+        # Where f(t) is 0 at every valid point, every mu fits equally, so take 0.
         ratio = np.divide(yz, zz, out=np.zeros_like(yz), where=zz > 0.0)
         mu = ratio / z_scale
     else:
@@ -901,7 +915,7 @@ def fit_scalings(
 
     ``W`` is diagonal. With ``balanced=False`` it is the identity, the plain
     least-squares fit. Then the largest values decide the fit: for ``exp``
-    the largest sample point alone makes every ``lam`` fit to 1e-19. The
+    the largest sample point alone makes many ``lam`` fit to 1e-19. The
     default ``balanced=True`` weights each point by ``1 / max(|y_i|, |z_i|,
     floor)`` (see ``BALANCE_FLOOR``), so every point counts about equally.
 
@@ -1142,9 +1156,15 @@ def near_miss_matrices(
     return misses
 
 
+def _validate_seed(seed: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ParameterError(f"seed must be a non-negative integer, got {seed!r}")
+
+
 def _validate_evidence_arguments(
-    group: Any, n_points: Any, dims: Any, n_matrices: Any, tol: Any
+    group: Any, seed: Any, n_points: Any, dims: Any, n_matrices: Any, tol: Any
 ) -> tuple[int, ...]:
+    _validate_seed(seed)
     if not isinstance(group, GroupDescription):
         raise ParameterError(f"group must be a GroupDescription, got {group!r}")
     if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)):
@@ -1216,19 +1236,23 @@ def numeric_evidence(
 
     The claim passes when, for ``n`` in ``dims``:
 
-    * ``sigma(A x) = phi(A) sigma(x)`` holds to relative residual ``tol``
-      for ``n_matrices`` sampled elements ``A`` and ``n_points`` random ``x``;
-    * the scalar identity ``sigma(lam t) = mu(lam) sigma(t)`` holds to
-      ``tol`` on sampled scalars of the group (for ``general_linear`` and
-      ``affine_stabilizer`` the fit ``sigma(t) = a t`` or ``a t + c``);
+    * the relative residual of ``sigma(A x) = phi(A) sigma(x)`` is at most
+      ``tol`` for ``n_matrices`` sampled elements ``A`` and ``n_points``
+      random ``x``;
+    * the relative residual of the scalar identity ``sigma(lam t) = mu(lam)
+      sigma(t)`` is at most ``tol`` on sampled scalars of the group (for
+      ``general_linear`` and ``affine_stabilizer``, that of the fit
+      ``sigma(t) = a t`` or ``a t + c``);
     * every near miss ``M`` (see :func:`near_miss_matrices`) has
       ``min_B ||sigma(M x) - B sigma(x)|| / ||sigma(M x)||`` of at least the
       failure threshold ``max(NEAR_MISS_THRESHOLD, NEAR_MISS_TOL_FACTOR *
       tol)``, so the group is not larger than claimed;
     * for ``degenerate``, ``sigma`` is constant to ``tol``.
 
-    Columns where a value is not finite are skipped and counted. The record
-    depends only on its arguments, so the same ``seed`` repeats it.
+    Every residual weights the points as :func:`fit_scalings` does by
+    default, so that huge points do not decide it alone. Points where a
+    value is not finite are skipped and counted. The record depends only on
+    its arguments, so the same ``seed`` repeats it.
 
     Returns
     -------
@@ -1236,7 +1260,7 @@ def numeric_evidence(
         A JSON-serialisable record; residuals that are NaN or infinite are
         stored as ``None`` and fail the check.
     """
-    dims = _validate_evidence_arguments(group, n_points, dims, n_matrices, tol)
+    dims = _validate_evidence_arguments(group, seed, n_points, dims, n_matrices, tol)
     f = compile_numpy(expr)
     rng = np.random.default_rng(seed)
     breakpoints = find_breakpoints(expr)
@@ -1257,11 +1281,12 @@ def numeric_evidence(
     t = sample_points(rng, n_points, breakpoints)
     failures: list[str] = []
     if group.kind == "degenerate":
-        residual = _constant_residual(f(t))
+        values = f(t)
+        residual = _constant_residual(values)
         record["scalar_check"] = "sigma(t) is constant"
         record["scalar_residual"] = _json_float(residual)
         record.update(group_residual=None, near_misses=[], near_miss_residual=None)
-        record["ignored_points"] = int(np.sum(~np.isfinite(f(t))))
+        record["ignored_points"] = int(np.sum(~np.isfinite(values)))
         if not residual <= tol:
             failures.append(f"sigma is not constant: residual {residual:.3g}")
         record["failures"] = failures
@@ -1368,7 +1393,7 @@ def _scalar_residual(
 
 
 def _is_simple_number(value: sympy.Expr) -> bool:
-    """Whether ``value`` is a rational, a small root of one, or a sum of such."""
+    """Return whether ``value`` is a rational, a small root of one, or a sum of such."""
     if not value.is_real or value.free_symbols:
         return False
     if sympy.count_ops(value) > SNAP_MAX_OPS:
@@ -1435,8 +1460,9 @@ def _local_minima(residual: np.ndarray) -> list[int]:
 
 
 def _validate_discovery_arguments(
-    n_points: Any, tol: Any, grid_size: Any, lam_max: Any
+    seed: Any, n_points: Any, tol: Any, grid_size: Any, lam_max: Any
 ) -> None:
+    _validate_seed(seed)
     if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)):
         raise ParameterError(f"n_points must be an integer, got {n_points!r}")
     if n_points < MIN_SAMPLE_POINTS:
@@ -1470,7 +1496,8 @@ def discover_numerically(
     ``Lambda`` is read from fits of ``sigma(lam t) = mu sigma(t)``: on
     ``grid_size`` log-spaced ``|lam|`` in ``[1/lam_max, lam_max]`` of both
     signs, on :data:`EXACT_CANDIDATES`, and at refined local minima of the
-    residual. A scaling fits when its relative residual is at most ``tol``.
+    residual. A scaling fits when its relative residual (weighted as in
+    :func:`fit_scalings`) is at most ``tol``.
 
     * every positive grid value fits: ``positive``, or ``nonzero`` when a
       negative scaling fits too;
@@ -1502,7 +1529,7 @@ def discover_numerically(
         points, or has a character that ``sign(lam)**e * |lam|**p`` cannot
         express.
     """
-    _validate_discovery_arguments(n_points, tol, grid_size, lam_max)
+    _validate_discovery_arguments(seed, n_points, tol, grid_size, lam_max)
     f = compile_numpy(expr)
     rng = np.random.default_rng(seed)
     breakpoints = find_breakpoints(expr)
@@ -1616,7 +1643,7 @@ def _discover_scalars(
     else:
         scalars = "sign" if minus_one_fits else "trivial"
     record["classification"] = scalars
-    character = _fit_character(scalars, fitting, generators, record)
+    character = _fit_character(scalars, fitting, record)
     description = GroupDescription(
         "monomial", scalars, generators=generators, character=character
     )
@@ -1676,6 +1703,7 @@ def _discrete_generators(
     lam, residual = _refine(f, t, start, width)
     if not residual <= tol:
         lam, residual = start, float(fit_scalings(f, [start], t).residual[0])
+
     snapped = _snap_generator(abs(lam))
     info: dict[str, Any] = {
         "start": start,
@@ -1704,6 +1732,7 @@ def _discrete_generators(
         # is only as good as the refinement.
         magnitude = sympy.Rational(repr(abs(lam)))
     record["generator"] = info
+
     if minus_one_fits:
         return (sympy.Integer(-1), magnitude)
     if lam < 0:
@@ -1717,10 +1746,7 @@ def _log_distance(lam: float) -> float:
 
 
 def _fit_character(
-    scalars: str,
-    fitting: dict[float, float],
-    generators: tuple[sympy.Expr, ...],
-    record: dict[str, Any],
+    scalars: str, fitting: dict[float, float], record: dict[str, Any]
 ) -> Character:
     # Closest to 1 first, and of lam and 1/lam (up to the refinement's
     # rounding) the one above 1 first.
@@ -1734,6 +1760,7 @@ def _fit_character(
                 f"mu({lam:g}) = {fitting[lam]:g} is not positive, which "
                 "sign(lam)**e * |lam|**p cannot express"
             )
+
     negatives = sorted((lam for lam in fitting if lam < 0), key=_log_distance)
     sign_exponent = 0
     if negatives:
@@ -1750,6 +1777,7 @@ def _fit_character(
         }
     if scalars in ("trivial", "sign"):
         return Character(sign_exponent, 0)
+
     pairs = [
         (math.log(abs(lam)), mu)
         for lam, mu in fitting.items()
@@ -1777,14 +1805,20 @@ def _fit_character(
 def _check_consistency(
     description: GroupDescription, fitting: dict[float, float], record: dict[str, Any]
 ) -> None:
-    """Record fitting scalings that the found group does not contain, or whose
-    ``mu`` differs from the found character."""
+    """Record and log the fitting scalings that contradict the found group.
+
+    A scaling contradicts it when the scalar group does not contain it, or
+    when its fitted ``mu`` differs from the found character, both to
+    relative tolerance ``CONSISTENCY_TOL``.
+    """
     outside = []
     mismatched = []
     for lam, mu in fitting.items():
-        if not description.scalar_contains(lam, tol=1e-6):
+        if not description.scalar_contains(lam, tol=CONSISTENCY_TOL):
             outside.append(lam)
-        elif abs(float(description.mu(lam)) - mu) > 1e-6 * max(1.0, abs(mu)):
+            continue
+        expected = float(description.mu(lam))
+        if abs(expected - mu) > CONSISTENCY_TOL * max(1.0, abs(mu)):
             mismatched.append(lam)
     record["fitting_outside_group"] = outside
     record["fitting_mu_mismatch"] = mismatched

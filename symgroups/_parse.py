@@ -12,7 +12,8 @@ the same invariants, whichever way it came in (text, a sympy object, JSON):
 * its only symbol is :data:`symgroups._symbols.X`, its only constants are exact
   rationals, ``pi`` and ``E``, and its only functions are those of
   :data:`FUNCTION_NAMES`; conditions appear only inside ``Piecewise``;
-* every numerator and denominator has at most :data:`MAX_NUMBER_DIGITS` digits;
+* every numerator and denominator has at most :data:`MAX_NUMBER_DIGITS` digits
+  (:data:`MAX_VALUE_DIGITS` in a value of :func:`parse_number`);
 * a power has a rational exponent of absolute value at most :data:`MAX_EXPONENT`,
   or a positive numeric base (as in ``2**x``) and an exponent whose numbers are at
   most :data:`MAX_EXPONENT` in absolute value;
@@ -33,6 +34,7 @@ The sympy behaviour that these rules guard against was checked with sympy 1.14.
 from __future__ import annotations
 
 import ast
+import functools
 import logging
 import math
 import re
@@ -55,21 +57,28 @@ MAX_TEXT_LENGTH = 2000
 #: Maximum number of syntax-tree nodes of an expression text, of a sympy
 #: expression tree and of an expression JSON tree.
 MAX_NODES = 500
-#: Maximum nesting depth of those trees; a single leaf has depth 1.
+#: Maximum nesting depth of those trees; a single leaf has depth 1. In text, a
+#: chain such as ``a + b - c``, ``a*b/c`` or ``p & q | r`` counts as one level.
 MAX_DEPTH = 40
-#: Maximum absolute value of an integer literal in expression text.
+#: Maximum absolute value of an integer literal in :func:`parse_expression`
+#: text. :func:`parse_number` reads the exact numbers that ``str`` writes, so it
+#: accepts integer literals of up to :data:`MAX_VALUE_DIGITS` digits.
 MAX_INTEGER = 10**12
 #: Maximum absolute value of a rational exponent, and of the numbers inside a
 #: variable exponent or a ``log`` term of ``exp``.
 MAX_EXPONENT = 64
 #: Maximum number of decimal digits of the numerator and of the denominator of
-#: any exact number, including numbers that sympy computes and decimal literals.
+#: any exact number in an expression, including numbers that sympy computes and
+#: decimal literals.
 MAX_NUMBER_DIGITS = 40
+#: Maximum number of decimal digits of the numerator and of the denominator of a
+#: value of :func:`parse_number`, such as a Taylor coefficient in a certificate.
+#: ``sqrt`` of the 500-digit integers tried took 35-110 ms, and 0.2 s at 1000
+#: digits (sympy 1.14, one CPU core).
+MAX_VALUE_DIGITS = 500
 #: Maximum total number of arguments of all ``Max`` and ``Min`` calls.
 MAX_MINMAX_ARGUMENTS = 8
 
-# Any exact number must be smaller than this in absolute value.
-_NUMBER_BOUND = 10**MAX_NUMBER_DIGITS
 # Maximum length of the excerpt of an offending text or value in a message.
 _EXCERPT_LENGTH = 60
 # Maximum size of a number that a message shows in full, in bits (80 digits).
@@ -283,21 +292,31 @@ def _number_text(p: int, q: int = 1) -> str:
     return str(p) if q == 1 else f"{p}/{q}"
 
 
-def _check_number_size(p: int, q: int, where: Where) -> None:
-    if abs(p) >= _NUMBER_BOUND or q >= _NUMBER_BOUND:
+@functools.cache
+def _digit_bound(max_digits: int) -> int:
+    return 10**max_digits
+
+
+def _check_number_size(
+    p: int, q: int, where: Where, max_digits: int = MAX_NUMBER_DIGITS
+) -> None:
+    bound = _digit_bound(max_digits)
+    if abs(p) >= bound or q >= bound:
         raise ExpressionError(
             f"number {_number_text(p, q)} {where()} is too long; exact numbers may "
-            f"have at most {MAX_NUMBER_DIGITS} digits in the numerator and in the "
+            f"have at most {max_digits} digits in the numerator and in the "
             f"denominator"
         )
 
 
-def decimal_to_fraction(text: str, where: Where) -> tuple[int, int]:
+def decimal_to_fraction(
+    text: str, where: Where, max_digits: int = MAX_NUMBER_DIGITS
+) -> tuple[int, int]:
     """Convert decimal text such as ``1.5e-3`` exactly to a reduced ``(p, q)``.
 
     The law is ``p / q == Fraction(text)`` with ``q > 0``. The text may have a
     sign, underscores between digits and an exponent. A number with more than
-    :data:`MAX_NUMBER_DIGITS` digits in its numerator or denominator is rejected,
+    ``max_digits`` digits in its numerator or denominator is rejected,
     and a far-out exponent is rejected before any power of ten is computed.
     """
     body = text.strip().replace("_", "")
@@ -319,14 +338,14 @@ def decimal_to_fraction(text: str, where: Where) -> tuple[int, int]:
     significant = digits.rstrip("0")
     too_large = ExpressionError(
         f"decimal number {_excerpt(text)} {where()} has too many digits or too "
-        f"large an exponent; exact numbers may have at most {MAX_NUMBER_DIGITS} "
+        f"large an exponent; exact numbers may have at most {max_digits} "
         f"digits in their numerator and denominator"
     )
-    if len(significant) > MAX_NUMBER_DIGITS or len(exponent_text) > 6:
+    if len(significant) > max_digits or len(exponent_text) > 6:
         raise too_large
     # value = significant * 10**scale
     scale = int(exponent_text) - len(fraction) + len(digits) - len(significant)
-    if abs(scale) > 2 * MAX_NUMBER_DIGITS:
+    if abs(scale) > 2 * max_digits:
         raise too_large
     mantissa = sign * int(significant)
     if scale >= 0:
@@ -334,7 +353,7 @@ def decimal_to_fraction(text: str, where: Where) -> tuple[int, int]:
     else:
         common = math.gcd(mantissa, 10**-scale)
         p, q = mantissa // common, 10**-scale // common
-    _check_number_size(p, q, where)
+    _check_number_size(p, q, where, max_digits)
     return p, q
 
 
@@ -432,6 +451,11 @@ def _check_power(base: sympy.Expr, exponent: sympy.Expr, where: Where) -> None:
             )
 
 
+def _max_digits(allow_variable: bool) -> int:
+    """Return the digit limit of exact numbers in expressions or in numbers."""
+    return MAX_NUMBER_DIGITS if allow_variable else MAX_VALUE_DIGITS
+
+
 def _kind(value: sympy.Basic) -> str:
     # A sympy Symbol is both an Expr and a Boolean; here it is always x.
     if isinstance(value, sympy.Expr):
@@ -463,12 +487,13 @@ class ExpressionBuilder:
 
     def __init__(self, *, allow_variable: bool = True) -> None:
         self.allow_variable = allow_variable
+        self.max_digits = _max_digits(allow_variable)
         # Subtrees that already passed _inspect; sympy shares them between results.
         self._inspected: set[sympy.Basic] = set()
 
     def number(self, p: int, q: int, where: Where) -> sympy.Rational:
         """Return the exact number ``p/q``."""
-        _check_number_size(p, q, where)
+        _check_number_size(p, q, where, self.max_digits)
         return sympy.Rational(p, q)
 
     def variable(self, where: Where) -> sympy.Symbol:
@@ -618,7 +643,8 @@ _NON_REAL_ATOMS = {
 def _check_node(node: sympy.Basic, where: Where, *, allow_variable: bool) -> None:
     """Check one node against the whitelist and the numeric limits."""
     if isinstance(node, sympy.Rational):
-        _check_number_size(int(node.p), int(node.q), where)
+        max_digits = _max_digits(allow_variable)
+        _check_number_size(int(node.p), int(node.q), where, max_digits)
         return
     if node is sympy.pi or node is sympy.E or node is sympy.true or node is sympy.false:
         return
@@ -724,7 +750,7 @@ def _check_text(
     except SyntaxError as error:
         raise ExpressionError(
             f"expression {_excerpt(text)} has a syntax error"
-            f"{_error_location(text, stripped, error)} ({error.msg}); {_ACCEPTED}"
+            f"{_error_location(text, error)} ({error.msg}); {_ACCEPTED}"
         ) from None
     except (ValueError, MemoryError, RecursionError) as error:
         raise ExpressionError(
@@ -736,7 +762,7 @@ def _check_text(
     return tree.body, checker.decimals
 
 
-def _error_location(text: str, stripped: str, error: SyntaxError) -> str:
+def _error_location(text: str, error: SyntaxError) -> str:
     """Return `` at column N`` (or line and column) of ``error`` in ``text``."""
     if error.offset is None or error.lineno is None:
         return ""
@@ -764,13 +790,13 @@ _OPERATOR_GROUPS: dict[type, int] = {
 
 def _continues_chain(parent: ast.AST, child: ast.AST) -> bool:
     """Return whether ``child`` is the left operand of a same-group chain."""
+    if not isinstance(parent, ast.BinOp) or not isinstance(child, ast.BinOp):
+        return False
+    group = _OPERATOR_GROUPS.get(type(child.op))
     return (
-        isinstance(parent, ast.BinOp)
-        and isinstance(child, ast.BinOp)
-        and child is parent.left
-        and _OPERATOR_GROUPS.get(type(child.op)) is not None
-        and _OPERATOR_GROUPS.get(type(child.op))
-        == _OPERATOR_GROUPS.get(type(parent.op))
+        child is parent.left
+        and group is not None
+        and group == _OPERATOR_GROUPS.get(type(parent.op))
     )
 
 
@@ -902,7 +928,7 @@ class _SyntaxChecker:
         if isinstance(value, bool):
             return
         if isinstance(value, int):
-            if abs(value) > MAX_INTEGER:
+            if self.allow_variable and abs(value) > MAX_INTEGER:
                 self._fail(
                     "integer",
                     node,
@@ -910,11 +936,18 @@ class _SyntaxChecker:
                     f"write a larger one as a power such as 10**13 or as a decimal "
                     f"such as 1e13",
                 )
+            max_digits = _max_digits(self.allow_variable)
+            if abs(value) >= _digit_bound(max_digits):
+                self._fail(
+                    "integer", node, f"integers may have at most {max_digits} digits"
+                )
             return
         if isinstance(value, float):
             segment = _segment(self.text, node)
             self.decimals[id(node)] = decimal_to_fraction(
-                segment, lambda: f"in {_excerpt(self.text)}"
+                segment,
+                lambda: f"in {_excerpt(self.text)}",
+                _max_digits(self.allow_variable),
             )
             return
         if isinstance(value, complex):
@@ -1222,8 +1255,11 @@ def parse_number(text: str) -> sympy.Expr:
     """Parse text without variables into an exact finite real number.
 
     The rules are those of :func:`parse_expression` without ``x``, so ``1/3``,
-    ``0.01``, ``sqrt(2)``, ``-1`` and ``log(3)/log(2)`` are accepted. The result
-    ``v`` has no free symbols and ``v.is_real`` is ``True``.
+    ``0.01``, ``sqrt(2)``, ``-1`` and ``log(3)/log(2)`` are accepted. Integer
+    literals and all exact numbers may have up to :data:`MAX_VALUE_DIGITS`
+    digits, in place of :data:`MAX_INTEGER` and :data:`MAX_NUMBER_DIGITS`, so
+    ``parse_number(str(v)) == v`` for every rational ``v`` within that limit.
+    The result ``v`` has no free symbols and ``v.is_real`` is ``True``.
 
     Raises
     ------
@@ -1387,9 +1423,6 @@ def _integer_text(value: int) -> str:
     return str(value)
 
 
-_PRINTER = _TextPrinter()
-
-
 def expression_text(expr: sympy.Basic) -> str:
     """Write ``expr`` as text in ``x``.
 
@@ -1399,4 +1432,5 @@ def expression_text(expr: sympy.Basic) -> str:
     ``str`` form except that integers above :data:`MAX_INTEGER` are written as
     decimal literals.
     """
-    return _PRINTER.doprint(expr)
+    # A printer keeps state while it prints, so each call gets its own.
+    return _TextPrinter().doprint(expr)

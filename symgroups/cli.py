@@ -347,18 +347,22 @@ def _steps_text(steps: list[dict[str, Any]]) -> str:
 
 
 def _evidence_text(evidence: dict[str, Any]) -> str:
-    parts = ["passed" if evidence.get("passed") else "FAILED"]
-    for key in ("max_intertwining_residual", "max_residual"):
-        if key in evidence:
-            parts.append(f"max residual {evidence[key]:.2e}")
-            break
+    parts = ["numeric check passed" if evidence.get("passed") else "numeric check FAILED"]
+    if isinstance(evidence.get("group_residual"), float):
+        parts.append(
+            f"max residual of sigma(A x) = phi(A) sigma(x): "
+            f"{evidence['group_residual']:.1e} over {evidence.get('n_matrices')} "
+            f"elements per dimension {evidence.get('dims')}"
+        )
+    if isinstance(evidence.get("near_miss_residual"), float):
+        parts.append(f"matrices outside fail by >= {evidence['near_miss_residual']:.2f}")
     details = []
     for key in ("seed", "dtype", "tolerance"):
         if key in evidence:
             details.append(f"{key} {evidence[key]}")
     if details:
         parts.append("(" + ", ".join(details) + ")")
-    return " ".join(parts)
+    return "; ".join(parts)
 
 
 def _certify(args: argparse.Namespace) -> int:

@@ -117,7 +117,7 @@ def assert_intertwines(
     bad = ~(both_nan | same_infinity) & ~(deviation <= allowed)
     if not bad.any():
         return
-    # Rank the failures by how far they exceed their allowance; NaN ranks first.
+    # Rank the failures by how far they exceed their allowance. A NaN ranks first.
     excess = np.where(bad, np.nan_to_num(deviation / allowed, nan=np.inf), -1.0)
     row, column = np.unravel_index(int(np.argmax(excess)), excess.shape)
     finite = deviation[bad & np.isfinite(deviation)]
@@ -187,10 +187,10 @@ def near_misses(group: IntertwinerGroup) -> st.SearchStrategy[np.ndarray]:
 
     Each draw starts from a sampled element and changes it slightly:
 
-    * monomial groups: one extra off-support entry (size 0.1 to 1 times the
-      entry of its column), a rotation that mixes two coordinates, or one
-      column scaled by a scalar outside the scalar group (such as 2 for a
-      sign group or -1 for a positive one);
+    * monomial groups: one extra off-support entry, 0.1 to 1 times the
+      entry of its column. Or a rotation that mixes two coordinates, or one
+      column scaled by a scalar outside the scalar group, such as 2 for a
+      sign group or -1 for a positive one;
     * ``general_linear``: one column replaced by a combination of the
       others, so the matrix is singular;
     * ``affine_stabilizer``: one row shifted so that ``A 1 != 1``, or the

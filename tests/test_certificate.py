@@ -103,7 +103,7 @@ def test_expression_swapped_fails(certificates):
 
 MALFORMED = [
     ({"schema": SCHEMA}, "missing the fields"),
-    ("not an object", "must be a JSON object"),
+    (["not", "an", "object"], "must be a JSON object"),
 ]
 
 

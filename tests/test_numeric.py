@@ -23,18 +23,18 @@ from symgroups._numeric import (
     near_miss_matrices,
     numeric_evidence,
     sample_points,
-    scaling_residuals,
     scalars_outside,
+    scaling_residuals,
 )
 from symgroups._symbols import X
 from symgroups.testing import assert_intertwines, group_elements, near_misses
 
 x = X
 
-#: Digits of the sympy reference values. sympy.N at 30 digits loses the tails
-#: (in sympy 1.14 log(1 + exp(-700)) comes out 0 and GELU(-27) keeps 4 digits),
-#: because evalf does not raise the precision of a log argument near 1 or of
-#: 1 + erf(u) near 0; 400 digits cover every point used here.
+#: Digits of the sympy reference values. In sympy 1.14, sympy.N at 30 digits
+#: returns 0 for log(1 + exp(-700)) and keeps 4 digits of GELU(-27), because
+#: evalf does not raise the precision of a log argument near 1 or of
+#: 1 + erf(u) near 0. At 400 digits every point used here is exact to float64.
 REFERENCE_DIGITS = 400
 
 #: Maximum relative error of the compiled evaluator against the reference.
@@ -55,7 +55,7 @@ LOG_PERIODIC = sympy.Piecewise(
 
 
 def log_periodic(base, sign_twist=False):
-    """``x (2 + sin(2 pi log|x| / log(base)))``, scaled by ``base`` exactly.
+    """Return ``x (2 + sin(2 pi log|x| / log(base)))``, which ``base`` scales.
 
     With ``sign_twist`` the sine is multiplied by ``sign(x)`` and its period
     doubled, so that ``-base`` is a scaling and ``base`` and ``-1`` are not.
@@ -76,7 +76,7 @@ def monomial(scalars, e, p, generators=()):
 def reference(expr, point):
     """Return ``expr`` at the exact binary value of ``point``, rounded to float.
 
-    NaN where the value is not real or not a number.
+    The result is NaN where the value is not real and inf at a pole.
     """
     value = sympy.N(expr.subs(x, sympy.Rational(point)), REFERENCE_DIGITS)
     if value.has(sympy.zoo):
@@ -268,7 +268,9 @@ def _erf(t):
 
 @settings(max_examples=30, deadline=None)
 @given(
-    expr=st.sampled_from([GELU, SILU, SOFTPLUS, MISH, sympy.tanh(x) * x**2, LEAKY_RELU]),
+    expr=st.sampled_from(
+        [GELU, SILU, SOFTPLUS, MISH, sympy.tanh(x) * x**2, LEAKY_RELU]
+    ),
     point=st.floats(-40.0, 40.0, allow_nan=False, allow_subnormal=False),
 )
 def test_compiled_matches_sympy_random_points(expr, point):
@@ -281,6 +283,13 @@ def test_compiled_preserves_shape():
     assert f(grid).shape == (3, 4)
     assert f(np.float64(0.5)).shape == ()
     assert f(grid).dtype == np.float64
+
+
+def test_compiled_scalar_input_many_arguments():
+    # Max of three arguments updates an array in place, so a 0-d input must work.
+    f = compile_numpy(sympy.Max(x, 0, x**2 - 1) + sympy.Min(x, 1, -x))
+    assert f(np.float64(3.0)) == pytest.approx(8.0 - 3.0)
+    assert f(2.0).shape == ()
 
 
 def test_compiled_identity_returns_new_array():
@@ -443,7 +452,7 @@ def test_fit_scalings_zero_function():
     assert residual[0] == 0.0
 
 
-def test_fit_scalings_huge_values_do_not_overflow():
+def test_fit_scalings_huge_values():
     f = compile_numpy(x**40)
     t = np.linspace(1.0, 2e7, 200)
     mu, residual = fit_scalings(f, [2.0], t)
@@ -451,7 +460,7 @@ def test_fit_scalings_huge_values_do_not_overflow():
     assert mu[0] == pytest.approx(2.0**40, rel=1e-12)
 
 
-def test_fit_scalings_balanced_sees_every_point():
+def test_fit_scalings_balanced_weights():
     # Unweighted, the largest finite exp(t) decides the fit alone, so lam = 1.2
     # seems to fit; the balanced weights count every point.
     f = compile_numpy(sympy.exp(x))
@@ -585,7 +594,7 @@ def test_evidence_is_deterministic():
     assert first["near_misses"] != other["near_misses"]
 
 
-def test_evidence_general_linear_has_no_near_misses():
+def test_evidence_general_linear_no_misses():
     record = numeric_evidence(3 * x, GroupDescription("general_linear"))
     assert record["near_misses"] == []
     assert record["near_miss_residual"] is None
@@ -602,6 +611,8 @@ def test_evidence_general_linear_has_no_near_misses():
         ({"n_matrices": 0}, "n_matrices must be at least 1, got 0"),
         ({"tol": 0.0}, r"tol must be a number in \(0, 1\), got 0.0"),
         ({"tol": "1e-8"}, r"tol must be a number in \(0, 1\), got '1e-8'"),
+        ({"seed": -1}, "seed must be a non-negative integer, got -1"),
+        ({"seed": 1.5}, "seed must be a non-negative integer, got 1.5"),
     ],
 )
 def test_evidence_validation(kwargs, message):
@@ -733,7 +744,7 @@ def test_discovery_is_deterministic():
     assert first == second
 
 
-def test_discovery_rejects_negative_mu_on_positive_scaling():
+def test_discovery_rejects_negative_mu():
     # sin(pi log2|x|) changes sign under x -> 2x, so mu(2) = -1, which
     # sign(lam)**e * |lam|**p cannot express.
     expr = sympy.Piecewise(
@@ -756,6 +767,7 @@ def test_discovery_rejects_nowhere_finite():
         ({"tol": 2.0}, r"tol must be a number in \(0, 1\), got 2.0"),
         ({"grid_size": 2}, "grid_size must be at least 5, got 2"),
         ({"lam_max": 1.0}, r"lam_max must be a number in \(1, 1e6\), got 1.0"),
+        ({"seed": "0"}, "seed must be a non-negative integer, got '0'"),
     ],
 )
 def test_discovery_validation(kwargs, message):

@@ -8,6 +8,8 @@ both the membership test and the intertwining equation.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -48,21 +50,22 @@ def probe_points(rng, n, count=64):
     return x
 
 
-@pytest.fixture(scope="module")
-def results():
-    return {name: query(name) for name in NAMES}
+@functools.lru_cache(maxsize=None)
+def result_of(name):
+    # A cache instead of a fixture keeps hypothesis reports short.
+    return query(name)
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_catalogue_entry_is_proved(results, name):
-    assert results[name].status == "proved", results[name].notes
+def test_catalogue_entry_is_proved(name):
+    assert result_of(name).status == "proved", result_of(name).notes
 
 
 @pytest.mark.parametrize("name", NAMES)
 @PROPERTY_SETTINGS
 @given(n=st.integers(1, 6), seed=st.integers(0, 2**32 - 1))
-def test_group_elements_intertwine(results, name, n, seed):
-    result = results[name]
+def test_group_elements_intertwine(name, n, seed):
+    result = result_of(name)
     if result.group.kind == "degenerate":
         return
     group = result.matrix_group(n)
@@ -77,8 +80,8 @@ def test_group_elements_intertwine(results, name, n, seed):
 @pytest.mark.parametrize("name", NAMES)
 @PROPERTY_SETTINGS
 @given(n=st.integers(1, 6), seed=st.integers(0, 2**32 - 1))
-def test_products_inverses_and_homomorphism(results, name, n, seed):
-    result = results[name]
+def test_products_inverses_and_homomorphism(name, n, seed):
+    result = result_of(name)
     if result.group.kind == "degenerate":
         return
     group = result.matrix_group(n)
@@ -122,8 +125,8 @@ def near_misses(group, rng):
 @pytest.mark.parametrize("name", NAMES)
 @PROPERTY_SETTINGS
 @given(n=st.integers(1, 5), seed=st.integers(0, 2**32 - 1))
-def test_near_misses_fail_membership_and_law(results, name, n, seed):
-    result = results[name]
+def test_near_misses_fail_membership_and_law(name, n, seed):
+    result = result_of(name)
     if result.group.kind != "monomial":
         return
     group = result.matrix_group(n)
@@ -132,11 +135,14 @@ def test_near_misses_fail_membership_and_law(results, name, n, seed):
     x = probe_points(rng, n, count=256)
     for label, M in near_misses(group, rng):
         assert not group.contains(M), label
-        # No B can fix the law; the best B in the least-squares sense fails.
+        # No B can fix the law; the best B in the least-squares sense fails
+        # on some probe point, relative to that point's own magnitude.
         left = sigma(M @ x)
         right = sigma(x)
         finite = np.isfinite(left).all(axis=0) & np.isfinite(right).all(axis=0)
         left, right = left[:, finite], right[:, finite]
         B, *_ = np.linalg.lstsq(right.T, left.T, rcond=None)
-        residual = np.abs(left - B.T @ right).max() / (np.abs(left).max() + 1e-300)
+        error = np.abs(left - B.T @ right).max(axis=0)
+        scale = np.abs(left).max(axis=0) + np.abs(B.T @ right).max(axis=0) + 1e-300
+        residual = float((error / scale).max())
         assert residual > MISS_MIN_DEVIATION, (label, residual)

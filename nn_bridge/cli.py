@@ -1,0 +1,211 @@
+"""The ``nn-bridge`` command: inspect a model's symmetries or write a transformed copy.
+
+``nn-bridge inspect MODEL`` prints the hidden-unit sites, their groups, the
+tensors they act on and what was left out; ``nn-bridge randomize MODEL -o
+OUT.safetensors`` writes the weights moved by a random group element. MODEL
+is a transformers model directory (loaded offline) or
+``package.module:factory``, a function that returns a ``torch.nn.Module``.
+Bad arguments exit with status 2 and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+logger = logging.getLogger(__name__)
+
+#: Text tokenised for the example inputs of a transformers model.
+EXAMPLE_SENTENCE = "The quick brown fox jumps over the lazy dog."
+
+#: Shape of random token ids when the directory has no usable tokenizer.
+RANDOM_IDS_SHAPE = (1, 8)
+
+
+class UsageError(Exception):
+    """A command-line value is invalid; the message is the one line to print."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        shape = ()
+    if not shape or any(size < 1 for size in shape):
+        raise UsageError(
+            f"invalid --input-shape {text!r}: expected comma-separated positive "
+            "integers such as 1,3,32,32"
+        )
+    return shape
+
+
+def _load_directory(path: str) -> tuple[Any, Any]:
+    import torch
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModel, AutoTokenizer
+
+    try:
+        model = AutoModel.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError) as error:
+        raise UsageError(
+            f"cannot load a transformers model from {path!r}: {error}"
+        ) from None
+    model.eval()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        batch = tokenizer([EXAMPLE_SENTENCE], return_tensors="pt")
+        inputs = {key: value for key, value in batch.items()}
+    except (OSError, ValueError, TypeError):
+        vocabulary = int(getattr(model.config, "vocab_size", 2))
+        generator = torch.Generator().manual_seed(0)
+        inputs = {
+            "input_ids": torch.randint(
+                0, vocabulary, RANDOM_IDS_SHAPE, generator=generator
+            )
+        }
+    if getattr(model.config, "use_cache", False):
+        inputs["use_cache"] = False
+    return model, inputs
+
+
+def _load_factory(spec: str, shape: tuple[int, ...] | None) -> tuple[Any, Any]:
+    import torch
+    from torch import nn
+
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise UsageError(
+            f"invalid MODEL {spec!r}: expected a model directory or "
+            "package.module:factory"
+        )
+    if shape is None:
+        raise UsageError(
+            f"MODEL {spec!r} needs --input-shape, such as --input-shape 1,3,32,32"
+        )
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise UsageError(f"cannot import {spec!r}: {error}") from None
+    model = factory()
+    if not isinstance(model, nn.Module):
+        raise UsageError(
+            f"{spec!r} returned {type(model).__name__}, expected a torch.nn.Module"
+        )
+    model.eval()
+    generator = torch.Generator().manual_seed(0)
+    return model, (torch.randn(shape, generator=generator),)
+
+
+def load_model(model: str, input_shape: str | None) -> tuple[Any, Any]:
+    """Load MODEL and build example inputs for it."""
+    shape = _parse_shape(input_shape) if input_shape is not None else None
+    if os.path.isdir(model):
+        if not os.path.isfile(os.path.join(model, "config.json")):
+            raise UsageError(
+                f"directory {model!r} has no config.json; expected a transformers "
+                "model directory"
+            )
+        return _load_directory(model)
+    if ":" in model:
+        return _load_factory(model, shape)
+    raise UsageError(
+        f"MODEL {model!r} is neither a directory nor package.module:factory"
+    )
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from . import find_symmetries
+
+    model, inputs = load_model(args.model, args.input_shape)
+    spec = find_symmetries(model, inputs)
+    print(json.dumps(spec.to_json(), indent=1) if args.json else spec.table())
+    return 0
+
+
+def _randomize(args: argparse.Namespace) -> int:
+    from safetensors.torch import save_model
+
+    from . import apply_transform, find_symmetries
+    from ._transform import atomic_write
+
+    directory = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(directory):
+        raise UsageError(
+            f"invalid -o {args.output!r}: directory {directory!r} does not exist"
+        )
+    model, inputs = load_model(args.model, args.input_shape)
+    spec = find_symmetries(model, inputs)
+    transform = spec.sample(seed=args.seed)
+    transformed = apply_transform(model, spec, transform, check=False)
+    from ._check import check_function_preserved
+
+    report = check_function_preserved(model, transformed, inputs)
+    atomic_write(args.output, lambda path: save_model(transformed, path))
+    print(
+        f"wrote {args.output}: {len(spec.sites)} sites, seed {args.seed}; "
+        f"{report.summary()}"
+    )
+    return 0 if report.ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="nn-bridge", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser
+    )
+    model_help = "a transformers model directory or package.module:factory"
+    shape_help = (
+        "shape of the random float input for a factory model, such as 1,3,32,32"
+    )
+    inspect = commands.add_parser("inspect", help="print the sites, groups and tensors")
+    inspect.add_argument("model", metavar="MODEL", help=model_help)
+    inspect.add_argument("--input-shape", help=shape_help)
+    inspect.add_argument(
+        "--json", action="store_true", help="print the spec as JSON instead of a table"
+    )
+    inspect.set_defaults(run=_inspect)
+    randomize = commands.add_parser(
+        "randomize", help="write weights moved by a random group element"
+    )
+    randomize.add_argument("model", metavar="MODEL", help=model_help)
+    randomize.add_argument(
+        "-o", "--output", required=True, help="safetensors file to write (atomically)"
+    )
+    randomize.add_argument(
+        "--seed", type=int, default=0, help="seed of the group element (default 0)"
+    )
+    randomize.add_argument("--input-shape", help=shape_help)
+    randomize.set_defaults(run=_randomize)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status (2 for bad arguments)."""
+    from ._errors import NNBridgeError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return args.run(args)
+    except UsageError as error:
+        print(f"nn-bridge: error: {error}", file=sys.stderr)
+        return 2
+    except NNBridgeError as error:
+        print(f"nn-bridge: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
