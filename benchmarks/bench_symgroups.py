@@ -44,7 +44,7 @@ def cold_start(repeat: int) -> None:
     print("| command | median wall time (s) |")
     print("|---|---|")
     print(f"| `symgroups query relu --json` | {a:.3f} |")
-    print(f"| `python -c \"import sympy\"` | {b:.3f} |")
+    print(f'| `python -c "import sympy"` | {b:.3f} |')
     print(f"| ratio | {a / b:.2f} |")
     print()
 
@@ -55,7 +55,9 @@ def catalogue() -> None:
     print("|---|---|---|---|")
     for result in results:
         name = result.activation.name
-        print(f"| {name} | {result.status} | {result.describe()} | {seconds[name]:.2f} |")
+        print(
+            f"| {name} | {result.status} | {result.describe()} | {seconds[name]:.2f} |"
+        )
     print(f"| **total** | | | **{sum(seconds.values()):.1f}** |")
     print()
 
@@ -64,8 +66,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=10, help="cold-start repetitions")
     args = parser.parse_args()
-    print(f"date: {datetime.date.today()}, python {platform.python_version()}, "
-          f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}")
+    print(
+        f"date: {datetime.date.today()}, python {platform.python_version()}, "
+        f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}"
+    )
     print()
     cold_start(args.repeat)
     catalogue()

@@ -8,7 +8,7 @@ element; :func:`apply_transform` moves the weights by it and checks, with
 
 from ._apply import apply_transform
 from ._check import OutputDeviation, PreservationReport, check_function_preserved
-from ._discover import find_symmetries
+from ._discover import capture_graph, find_symmetries
 from ._errors import (
     CaptureError,
     FunctionChangedError,
@@ -46,6 +46,7 @@ __all__ = [
     "Transform",
     "TransformError",
     "apply_transform",
+    "capture_graph",
     "check_function_preserved",
     "find_symmetries",
     "fixed_group_resolver",

@@ -44,6 +44,9 @@ def _first_line(error: BaseException) -> str:
 
 
 def _export(model: nn.Module, args: tuple, kwargs: dict) -> Any:
+    # TODO: fall back to torch.fx.symbolic_trace when torch.export fails; the
+    # analysis handles ATen ops only, so a module-level graph needs its own
+    # rules for call_module and call_method nodes.
     try:
         return torch.export.export(model, args, kwargs, strict=False)
     except Exception as error:  # torch.export raises many unrelated types
@@ -323,3 +326,43 @@ def assemble(
         capture=capture,
         notes=analysis.notes,
     )
+
+
+def capture_graph(model: nn.Module, example_inputs: Any) -> Any:
+    """Return the exported graph as a ``networkx.DiGraph`` of values and ops.
+
+    Each node is one graph value, named as in the exported graph, with the
+    attributes ``kind`` (``parameter``, ``buffer``, ``constant``, ``input``,
+    ``op`` or ``output``), ``target`` (the ATen op, for ops) and ``tensor``
+    (the state-dict name, for parameters and buffers). An edge ``a -> b``
+    means that ``b`` reads ``a``.
+    """
+    import networkx as nx
+
+    if not isinstance(model, nn.Module):
+        raise InvalidArgumentError(f"model must be a torch.nn.Module, got {model!r}")
+    args, kwargs = split_inputs(example_inputs)
+    _, aliases = _inventory(model)
+    program = _export(model, args, kwargs)
+    kinds = {
+        "PARAMETER": "parameter",
+        "BUFFER": "buffer",
+        "CONSTANT_TENSOR": "constant",
+        "USER_INPUT": "input",
+    }
+    placeholders = {
+        spec.arg.name: (kinds.get(spec.kind.name, spec.kind.name.lower()), spec.target)
+        for spec in program.graph_signature.input_specs
+    }
+    graph = nx.DiGraph()
+    for node in program.graph.nodes:
+        if node.op == "placeholder":
+            kind, target = placeholders[node.name]
+            graph.add_node(node.name, kind=kind, tensor=aliases.get(target, target))
+        elif node.op == "output":
+            graph.add_node(node.name, kind="output")
+        else:
+            graph.add_node(node.name, kind="op", target=str(node.target))
+        for used in node.all_input_nodes:
+            graph.add_edge(used.name, node.name)
+    return graph

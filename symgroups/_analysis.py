@@ -27,7 +27,6 @@ from ._symbolic import (
     analytic_at,
     breakpoints,
     is_piecewise,
-    nonzero_number,
     side_expression,
     taylor_coefficients,
 )

@@ -119,7 +119,9 @@ def load_certificate(path: str | Path) -> dict[str, Any]:
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise CertificateError(f"cannot read certificate {str(path)!r}: {exc.strerror}")
+        raise CertificateError(
+            f"cannot read certificate {str(path)!r}: {exc.strerror}"
+        ) from None
     if size > MAX_CERTIFICATE_BYTES:
         raise CertificateError(
             f"certificate {str(path)!r} is {size} bytes; at most "

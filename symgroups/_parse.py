@@ -45,6 +45,7 @@ import sympy
 from sympy.core.relational import Relational
 from sympy.functions.elementary.piecewise import ExprCondPair
 from sympy.logic.boolalg import Boolean
+from sympy.printing.precedence import precedence
 from sympy.printing.str import StrPrinter
 
 from ._errors import ExpressionError
@@ -1414,7 +1415,43 @@ class _TextPrinter(StrPrinter):
     def _print_Rational(self, expr: sympy.Rational) -> str:
         if expr.q == 1:
             return _integer_text(int(expr.p))
+        decimal = _long_decimal(expr)
+        if decimal is not None:
+            return decimal
         return f"{_integer_text(int(expr.p))}/{_integer_text(int(expr.q))}"
+
+    def _print_Mul(self, expr: sympy.Mul) -> str:
+        # A long constant such as SELU's scale reads better as its decimal
+        # (1.0507009873554804934193349852946*x) than as a ratio of integers.
+        coefficient, rest = expr.as_coeff_Mul()
+        if isinstance(coefficient, sympy.Rational) and rest != 1:
+            decimal = _long_decimal(coefficient)
+            if decimal is not None:
+                factor = self.parenthesize(rest, precedence(expr), strict=False)
+                return f"{decimal}*{factor}"
+        return super()._print_Mul(expr)
+
+
+def _long_decimal(value: sympy.Rational) -> str | None:
+    """Write a rational with a long numerator or denominator as its exact
+    decimal, when it has one (denominator ``2**a * 5**b``); else None."""
+    p, q = int(value.p), int(value.q)
+    if q == 1 or max(abs(p), q) <= MAX_INTEGER:
+        return None
+    twos = fives = 0
+    rest = q
+    while rest % 2 == 0:
+        rest //= 2
+        twos += 1
+    while rest % 5 == 0:
+        rest //= 5
+        fives += 1
+    if rest != 1:
+        return None
+    places = max(twos, fives)
+    digits = str(abs(p) * 10**places // q).rjust(places + 1, "0")
+    sign = "-" if p < 0 else ""
+    return f"{sign}{digits[:-places]}.{digits[-places:]}"
 
 
 def _integer_text(value: int) -> str:

@@ -179,7 +179,7 @@ def compute_result(
 
     Runs inside the worker process.
     """
-    from ._numeric import discover_numerically, numeric_evidence
+    from ._numeric import discover_numerically
 
     check_real_valued(activation.expr)
     analysis = prove_group(activation.expr, step_timeout)
@@ -278,6 +278,7 @@ def check_real_valued(expr: sympy.Expr) -> None:
         if abs(approx.imag) > 1e-12 * max(1.0, abs(approx.real)):
             raise ExpressionError(
                 f"sigma is not real at x = {value} (got {sympy.N(result, 6)}); an "
-                "activation must be real-valued, for example use real_root or Abs "
-                "instead of fractional powers of negative numbers"
+                "activation must be real-valued; write odd roots of negative "
+                "numbers with Piecewise, for example "
+                "Piecewise((-(-x)**(1/3), x < 0), (x**(1/3), True))"
             )

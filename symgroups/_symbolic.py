@@ -14,7 +14,6 @@ import logging
 from dataclasses import dataclass
 
 import sympy
-from sympy.functions.elementary.piecewise import ExprCondPair
 
 from ._symbols import P, X
 from ._worker import DEFAULT_STEP_TIMEOUT, call_with_deadline

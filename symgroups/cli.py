@@ -321,9 +321,14 @@ def _scalar_text(group: dict[str, Any]) -> str:
 
 def _mu_text(character: dict[str, Any]) -> str:
     power, sign = character["power"], character["sign_exponent"]
-    magnitude = (
-        "1" if power == "0" else ("|lam|" if power == "1" else f"|lam|**{power}")
-    )
+    if power == "0":
+        magnitude = "1"
+    elif power == "1":
+        magnitude = "|lam|"
+    elif power.lstrip("-").isdigit():
+        magnitude = f"|lam|**{power}"
+    else:
+        magnitude = f"|lam|**({power})"
     if not sign:
         return magnitude
     return "sign(lam)" if magnitude == "1" else f"sign(lam)*{magnitude}"
@@ -347,7 +352,9 @@ def _steps_text(steps: list[dict[str, Any]]) -> str:
 
 
 def _evidence_text(evidence: dict[str, Any]) -> str:
-    parts = ["numeric check passed" if evidence.get("passed") else "numeric check FAILED"]
+    parts = [
+        "numeric check passed" if evidence.get("passed") else "numeric check FAILED"
+    ]
     if isinstance(evidence.get("group_residual"), float):
         parts.append(
             f"max residual of sigma(A x) = phi(A) sigma(x): "
@@ -355,7 +362,9 @@ def _evidence_text(evidence: dict[str, Any]) -> str:
             f"elements per dimension {evidence.get('dims')}"
         )
     if isinstance(evidence.get("near_miss_residual"), float):
-        parts.append(f"matrices outside fail by >= {evidence['near_miss_residual']:.2f}")
+        parts.append(
+            f"matrices outside fail by >= {evidence['near_miss_residual']:.2f}"
+        )
     details = []
     for key in ("seed", "dtype", "tolerance"):
         if key in evidence:

@@ -15,7 +15,9 @@ R = sympy.Rational
 
 
 def monomial(scalars: str, sign_exponent: int = 0, power=0) -> GroupDescription:
-    return GroupDescription("monomial", scalars, character=Character(sign_exponent, power))
+    return GroupDescription(
+        "monomial", scalars, character=Character(sign_exponent, power)
+    )
 
 
 # The table of known results: identity, ReLU, LeakyReLU, GELU, x^d, exp(-x^2),
@@ -24,7 +26,11 @@ KNOWN = [
     ("identity", X, GroupDescription("general_linear")),
     ("relu", sympy.Max(0, X), monomial("positive", 0, 1)),
     ("leaky_relu", sympy.Max(X, X / 100), monomial("positive", 0, 1)),
-    ("leaky_relu_steep", sympy.Piecewise((X, X > 0), (3 * X, True)), monomial("positive", 0, 1)),
+    (
+        "leaky_relu_steep",
+        sympy.Piecewise((X, X > 0), (3 * X, True)),
+        monomial("positive", 0, 1),
+    ),
     ("gelu", X / 2 * (1 + sympy.erf(X / sympy.sqrt(2))), monomial("trivial")),
     ("square", X**2, monomial("nonzero", 0, 2)),
     ("cube", X**3, monomial("nonzero", 1, 3)),
@@ -50,7 +56,11 @@ KNOWN = [
     ("affine", 2 * X + 1, GroupDescription("affine_stabilizer")),
     ("scaled_identity", -3 * X, GroupDescription("general_linear")),
     ("constant", sympy.Integer(3) + 0 * X, GroupDescription("degenerate")),
-    ("pure_constant", sympy.sin(X) ** 2 + sympy.cos(X) ** 2, GroupDescription("degenerate")),
+    (
+        "pure_constant",
+        sympy.sin(X) ** 2 + sympy.cos(X) ** 2,
+        GroupDescription("degenerate"),
+    ),
 ]
 
 

@@ -80,9 +80,13 @@ def test_tanh_claimed_trivial_fails(certificates):
 
 def test_false_step_is_named(certificates):
     cert = copy.deepcopy(certificates["relu"])
-    index = next(i for i, s in enumerate(cert["steps"]) if s["claim"] == "positive_scaling")
+    index = next(
+        i for i, s in enumerate(cert["steps"]) if s["claim"] == "positive_scaling"
+    )
     cert["steps"][index]["power"] = "2"
-    with pytest.raises(VerificationError, match=f"step {index} \\(positive_scaling\\)") as info:
+    with pytest.raises(
+        VerificationError, match=f"step {index} \\(positive_scaling\\)"
+    ) as info:
         verify_certificate(cert)
     assert info.value.step == index
 

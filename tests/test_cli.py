@@ -12,7 +12,8 @@ import pytest
 SCRIPT = shutil.which("symgroups")
 
 pytestmark = pytest.mark.skipif(
-    SCRIPT is None, reason="the symgroups console script is not installed (pip install -e .)"
+    SCRIPT is None,
+    reason="the symgroups console script is not installed (pip install -e .)",
 )
 
 
@@ -82,7 +83,9 @@ def test_query_dim_shows_example():
 
 
 def test_query_readable_output():
-    completed = run("query", "leaky_relu", "--param", "negative_slope=0.2", check_code=0)
+    completed = run(
+        "query", "leaky_relu", "--param", "negative_slope=0.2", check_code=0
+    )
     assert "positively scaled permutation matrices" in completed.stdout
     assert "status" in completed.stdout
 
@@ -91,7 +94,14 @@ def test_list_covers_catalogue():
     completed = run("list", "--json", check_code=0)
     rows = json.loads(completed.stdout)
     names = {row["name"] for row in rows}
-    assert {"relu", "gelu", "gelu_tanh", "logsigmoid", "hardswish", "threshold"} <= names
+    assert {
+        "relu",
+        "gelu",
+        "gelu_tanh",
+        "logsigmoid",
+        "hardswish",
+        "threshold",
+    } <= names
     assert len(rows) >= 25
 
 

@@ -300,3 +300,25 @@ def test_multihead_attention_fused_projection_is_excluded() -> None:
     spec = discover_and_check(MultiHead().eval(), (torch.randn(2, 3, 8),))
     assert scalar_kinds(spec, "up") == ["positive"]
     assert "attn.in_proj_weight" in spec.invariant
+
+
+def test_capture_graph_names_state_dict_tensors() -> None:
+    from nn_bridge import capture_graph
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    graph = capture_graph(model, (torch.randn(2, 3),))
+    tensors = {
+        data["tensor"]
+        for _, data in graph.nodes(data=True)
+        if data["kind"] == "parameter"
+    }
+    assert tensors == {"0.weight", "0.bias", "2.weight", "2.bias"}
+    ops = [data["target"] for _, data in graph.nodes(data=True) if data["kind"] == "op"]
+    assert ops == ["aten.linear.default", "aten.relu.default", "aten.linear.default"]
+    (relu,) = [
+        n
+        for n, data in graph.nodes(data=True)
+        if data.get("target") == "aten.relu.default"
+    ]
+    assert list(graph.predecessors(relu)) == ["linear"]

@@ -1,4 +1,4 @@
-"""Milestone 1: sequential Linear/Conv2d models and the MiniLM feed-forward units.
+"""Sequential Linear/Conv2d models and the feed-forward units of MiniLM.
 
 The groups come from hand-built ``GroupDescription`` objects, so these tests
 check nn_bridge alone; ``test_default_resolver_queries_symgroups`` uses the

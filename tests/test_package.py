@@ -30,7 +30,9 @@ def test_public_api_is_listed():
 
 def test_cache_matches_a_fresh_proof():
     cached = _load()
-    assert cached, "symgroups/data/catalogue.json is missing or stale: run tools/build_cache.py"
+    assert cached, (
+        "symgroups/data/catalogue.json is missing or stale: run tools/build_cache.py"
+    )
     results, _ = prove_catalogue()
     for result in results:
         entry = cached[result.activation.cache_key()]

@@ -50,7 +50,7 @@ def probe_points(rng, n, count=64):
     return x
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def result_of(name):
     # A cache instead of a fixture keeps hypothesis reports short.
     return query(name)
@@ -92,7 +92,9 @@ def test_products_inverses_and_homomorphism(name, n, seed):
     A_inv = group.inverse(A)
     assert group.contains(A_inv)
     np.testing.assert_allclose(A @ A_inv, np.eye(n), atol=1e-12)
-    np.testing.assert_allclose(group.phi(AB), group.phi(A) @ group.phi(B), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        group.phi(AB), group.phi(A) @ group.phi(B), rtol=1e-9, atol=1e-12
+    )
     np.testing.assert_allclose(
         group.phi(A_inv), np.linalg.inv(group.phi(A)), rtol=1e-9, atol=1e-12
     )

@@ -22,7 +22,9 @@ def main() -> int:
         sys.stderr.write(f"not proved: {open_results}\n")
     path = default_cache_path()
     write_cache(results, path)
-    sys.stderr.write(f"wrote {path} ({len(results)} entries, {sum(seconds.values()):.1f} s)\n")
+    sys.stderr.write(
+        f"wrote {path} ({len(results)} entries, {sum(seconds.values()):.1f} s)\n"
+    )
     return 1 if open_results else 0
 
 
