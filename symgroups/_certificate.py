@@ -218,13 +218,13 @@ def _verify_parsed(
             )
         if deduction.group != group:
             raise VerificationError(
-                f"the steps prove {deduction.group.to_json()}, but the certificate "
-                f"claims {group.to_json()}"
+                f"the steps prove {deduction.group.describe()}, but the certificate "
+                f"claims {group.describe()}"
             )
     elif deduction.group is not None and deduction.group != group:
         raise VerificationError(
-            f"the steps prove {deduction.group.to_json()}, but the certificate "
-            f"claims {group.to_json()}"
+            f"the steps prove {deduction.group.describe()}, but the certificate "
+            f"claims {group.describe()}"
         )
     evidence_passed = False
     if group.kind != "degenerate":
