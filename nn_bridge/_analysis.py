@@ -13,6 +13,8 @@ spaces they touch when the analysis does not understand them.
 
 from __future__ import annotations
 
+import bisect
+import copy
 import logging
 import operator
 from collections.abc import Callable, Sequence
@@ -22,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._analysis_attention import AttentionRules, Scores
 from ._groups import ActivationGroup, Resolver
 from ._scalars import (
     IDENTITY,
@@ -94,10 +97,13 @@ class AttentionCore:
 
 @dataclass
 class Space:
+    """Unit ids ``base .. base + size - 1``; ``tensor`` is the producer's weight."""
+
     id: int
     base: int
     size: int
     origin: str
+    tensor: str = ""
 
 
 class SpaceTable:
@@ -111,7 +117,11 @@ class SpaceTable:
 
     def __init__(self) -> None:
         self.spaces: list[Space] = []
+        # Bases in increasing order and the id of the space at each, so that a
+        # split space keeps its id and its pieces get new ones.
         self._bases: list[int] = []
+        self._ids: list[int] = []
+        self._lookup: tuple[np.ndarray, np.ndarray] | None = None
         self._same: list[int] = []
         self._coupled: list[int] = []
         self.next_unit = 0
@@ -124,13 +134,58 @@ class SpaceTable:
         space = Space(len(self.spaces), self.next_unit, int(size), origin)
         self.spaces.append(space)
         self._bases.append(space.base)
+        self._ids.append(space.id)
+        self._lookup = None
         self._same.append(space.id)
         self._coupled.append(space.id)
         self.next_unit += space.size
         return space
 
     def space_of(self, units: np.ndarray) -> np.ndarray:
-        return np.searchsorted(np.asarray(self._bases), units, side="right") - 1
+        if self._lookup is None:
+            self._lookup = (np.asarray(self._bases), np.asarray(self._ids))
+        bases, ids = self._lookup
+        return ids[np.searchsorted(bases, units, side="right") - 1]
+
+    def members(self, space: int) -> list[int]:
+        """Return the spaces coupled with ``space``, itself included."""
+        root = self.coupled_root(space)
+        return [s.id for s in self.spaces if self.coupled_root(s.id) == root]
+
+    def split(self, space: int, cuts: Sequence[int]) -> list[Space]:
+        """Cut one space into consecutive pieces at the unit offsets ``cuts``.
+
+        The units keep their ids: piece ``j`` holds the units from
+        ``cuts[j - 1]`` to ``cuts[j] - 1`` of the old space, and the first
+        piece keeps the old id. Exclusions, constraints and notes are copied
+        to every piece. Only a space joined with no other can be split,
+        because a join pairs all of its units with another space's.
+        """
+        old = self.spaces[space]
+        bounds = [0, *sorted(int(c) for c in cuts), old.size]
+        if self.members(space) != [space]:
+            raise UnsupportedOp(
+                f"{old.origin}: its units are split into parts after being joined "
+                "with other units"
+            )
+        pieces = [old]
+        for start, stop in zip(bounds[1:-1], bounds[2:], strict=True):
+            piece = Space(
+                len(self.spaces), old.base + start, stop - start, old.origin, old.tensor
+            )
+            self.spaces.append(piece)
+            self._same.append(piece.id)
+            self._coupled.append(piece.id)
+            index = bisect.bisect_right(self._bases, piece.base)
+            self._bases.insert(index, piece.base)
+            self._ids.insert(index, piece.id)
+            for table in (self.excluded, self.monomial, self.constraints, self.notes):
+                if space in table:
+                    table[piece.id] = copy.copy(table[space])
+            pieces.append(piece)
+        old.size = bounds[1]
+        self._lookup = None
+        return pieces
 
     @staticmethod
     def _find(parent: list[int], item: int) -> int:
@@ -285,7 +340,7 @@ MAX_POOLS = {
 POOL_DIMS = {"1d": 1, "2d": 2, "3d": 3}
 
 
-class Analysis:
+class Analysis(AttentionRules):
     """Propagate labels through one graph and collect actions and constraints."""
 
     def __init__(
@@ -306,6 +361,9 @@ class Analysis:
         #: Spaces that act on a tensor from both sides (tied weights), whose
         #: general linear elements must be orthogonal.
         self.orthogonal: set[int] = set()
+        #: Labels of the values still in use during :meth:`run`, whose
+        #: characters :meth:`split_space` extends to the new pieces.
+        self._live: dict[Any, Any] = {}
 
     # ------------------------------------------------------------------
     # Helpers
@@ -407,6 +465,48 @@ class Analysis:
         self._axis_actions.setdefault(key, []).append(len(self.actions))
         self.actions.append(RawAction(tensor, axis, side, space.id, positions, factors))
 
+    def split_space(self, space: Space, cuts: Sequence[int]) -> list[Space]:
+        """Split ``space`` into pieces, with its recorded actions and characters.
+
+        Each action on the space is cut into one action per piece, with the
+        rows of that piece's units, so the pieces act like separate producers.
+        """
+        pieces = self.table.split(space.id, cuts)
+        offsets = np.cumsum([0] + [piece.size for piece in pieces])
+        for index, action in enumerate(list(self.actions)):
+            if action.space != space.id:
+                continue
+            rows = action.positions
+            key = (action.tensor, action.axis)
+            for piece, start, stop in zip(pieces, offsets, offsets[1:], strict=False):
+                factors = [
+                    (piece.id if s == space.id else s, char)
+                    for s, char in action.factors
+                ]
+                part = RawAction(
+                    action.tensor,
+                    action.axis,
+                    action.side,
+                    piece.id,
+                    rows[start:stop],
+                    factors,
+                )
+                if piece.id == space.id:
+                    self.actions[index] = part
+                else:
+                    self._axis_actions.setdefault(key, []).append(len(self.actions))
+                    self.actions.append(part)
+        if space.id in self.orthogonal:
+            self.orthogonal.update(piece.id for piece in pieces)
+        for value in self._live.values():
+            for leaf in _leaves(value):
+                for labels in _labels_in(leaf):
+                    if space.id in labels.chars:
+                        for piece in pieces:
+                            labels.chars.setdefault(piece.id, labels.chars[space.id])
+        logger.debug("split %s into %s", space.origin, [p.size for p in pieces])
+        return pieces
+
     def space_at(self, unit: int) -> Space:
         return self.table.spaces[int(self.table.space_of(np.array([unit]))[0])]
 
@@ -451,6 +551,7 @@ class Analysis:
         origin: str,
     ) -> Labels:
         labels, space = self.fresh(shape, axis, origin)
+        space.tensor = outputs[0][0] if outputs else ""
         positions = np.arange(space.size)[:, None]
         for tensor, tensor_axis in outputs:
             self.record(
@@ -509,6 +610,7 @@ class Analysis:
                 last_use[used] = index
         real: dict[Any, Any] = {}
         labels: dict[Any, Any] = {}
+        self._live = labels
         for index, node in enumerate(nodes):
             if node.op == "placeholder":
                 value = bindings[node.name]
@@ -537,13 +639,13 @@ class Analysis:
                     )
                 except UnsupportedOp as error:
                     for leaf in _leaves((label_args, label_kwargs)):
-                        if isinstance(leaf, Labels):
-                            self.exclude_all(leaf, str(error))
+                        for found in _labels_in(leaf):
+                            self.exclude_all(found, str(error))
                     labels[node] = None
             elif node.op == "output":
                 for leaf in _leaves(_map_nodes(node.args, labels)):
-                    if isinstance(leaf, Labels):
-                        self.exclude_all(leaf, "its values reach a model output")
+                    for found in _labels_in(leaf):
+                        self.exclude_all(found, "its values reach a model output")
             else:
                 raise UnsupportedOp(f"graph node kind {node.op!r} is not supported")
             for used in node.all_input_nodes:
@@ -564,7 +666,9 @@ class Analysis:
         name = _base_name(target)
         op = f"{_op_name(target)} ({node.name})"
         labelled = [
-            leaf for leaf in _leaves((largs, lkwargs)) if isinstance(leaf, Labels)
+            leaf
+            for leaf in _leaves((largs, lkwargs))
+            if isinstance(leaf, (Labels, Scores))
         ]
         if target is operator.getitem:
             container = largs[0]
@@ -589,6 +693,14 @@ class Analysis:
             "convolution",
         ):
             return None
+        if any(isinstance(leaf, Scores) for leaf in labelled):
+            if name in ("bmm", "matmul", "baddbmm"):
+                return getattr(self, f"op_{name}")(op, args, kwargs, largs, lkwargs, out)
+            return self.score_op(name, op, args, kwargs, largs, out)
+        if name in ("cat", "stack") and any(
+            isinstance(piece, ParamRef) for piece in largs[0]
+        ):
+            largs = (self.params_as_data(op, args, kwargs, largs), *largs[1:])
         if name in DATA_MOVEMENT:
             return self.move(target, args, kwargs, largs, out)
         if name in CONVERSIONS:
@@ -649,6 +761,56 @@ class Analysis:
             return [Labels(u, r, dict(chars)) for u, r in zip(units, reps, strict=True)]
         return Labels(units, reps, chars)
 
+    def params_as_data(self, op, args, kwargs, largs) -> list[Any]:
+        """Give the parameters concatenated with hidden units those units.
+
+        A class token ``cat([cls.expand(n, 1, d), tokens], 1)`` becomes part
+        of the data, so it must move like the tokens it joins: it takes the
+        units of a labelled piece along that piece's unit axis, and gets an
+        ``out`` action on the matching parameter axis.
+        """
+        pieces, values = list(largs[0]), args[0]
+        dim = int(args[1]) if len(args) > 1 else int(kwargs.get("dim", 0))
+        like = next((p for p in pieces if isinstance(p, Labels)), None)
+        if like is None:
+            return pieces
+        varying = self._varying_axes(like)
+        if len(varying) != 1 or varying[0] == dim % like.units.dim():
+            raise UnsupportedOp(
+                f"{op}: a parameter is concatenated with hidden units that vary "
+                "along several axes or along the concatenated axis"
+            )
+        (axis,) = varying
+        unit_row, rep_row = self.axis_units(like, axis, op)
+        view = [1] * like.units.dim()
+        view[axis] = len(unit_row)
+        for index, piece in enumerate(pieces):
+            if not isinstance(piece, ParamRef):
+                continue
+            value = values[index]
+            param_axis = piece.axis(axis)
+            if value.dim() != like.units.dim() or (
+                piece.tensor.shape[param_axis] != len(unit_row)
+            ):
+                raise UnsupportedOp(
+                    f"{op}: parameter {piece.name!r} does not line up with the "
+                    "hidden units it is concatenated with"
+                )
+            for space in self.spaces_along(unit_row):
+                positions = self.positions(unit_row, rep_row, space, op)
+                self.record(
+                    piece.name,
+                    param_axis,
+                    "out",
+                    space,
+                    positions,
+                    [(space.id, like.chars[space.id])],
+                )
+            units = torch.as_tensor(unit_row).view(view).expand(*value.shape)
+            reps = self.fresh_reps(value.shape, axis) + int(like.reps.max()) + 1
+            pieces[index] = Labels(units.contiguous(), reps, dict(like.chars))
+        return pieces
+
     # ------------------------------------------------------------------
     # Linear maps
 
@@ -683,6 +845,9 @@ class Analysis:
         return self.produce(out.shape, 1, outputs, self._origin(weight))
 
     def op_mm(self, op, args, kwargs, largs, lkwargs, out):
+        product = self.attention_product(op, args, largs, out)
+        if product is not None:
+            return product
         if not isinstance(largs[1], ParamRef) or args[1].dim() != 2:
             raise UnsupportedOp(
                 f"{op}: only a product with a weight matrix is supported"
@@ -697,6 +862,7 @@ class Analysis:
         )
 
     op_matmul = op_mm
+    op_bmm = op_mm
 
     def op_embedding(self, op, args, kwargs, largs, lkwargs, out):
         weight = self._weight(largs[0], op)
@@ -1173,103 +1339,6 @@ class Analysis:
             _expand(merged, shape), None, f"{_op_name(node.target)}"
         )
 
-    # ------------------------------------------------------------------
-    # Attention
-
-    def op_scaled_dot_product_attention(self, op, args, kwargs, largs, lkwargs, out):
-        """``softmax(q k^T / s + mask) v`` with heads on the leading axes.
-
-        Scores are unchanged by ``q -> M_h q`` and ``k -> M_h^-T k`` inside each
-        head and by a permutation of whole heads applied to query, key and
-        value alike; the output moves with the value's head blocks.
-        """
-        q, k, v = largs[0], largs[1], largs[2]
-        mask = largs[3] if len(largs) > 3 else lkwargs.get("attn_mask")
-        if isinstance(mask, Labels) or not all(
-            isinstance(t, Labels) for t in (q, k, v)
-        ):
-            self.exclude_all(
-                q, f"{op}: query, key and value must all carry hidden units"
-            )
-            self.exclude_all(
-                k, f"{op}: query, key and value must all carry hidden units"
-            )
-            self.exclude_all(
-                v, f"{op}: query, key and value must all carry hidden units"
-            )
-            raise UnsupportedOp(f"{op}: attention inputs without hidden units")
-        if bool(kwargs.get("enable_gqa", False)):
-            raise UnsupportedOp(f"{op}: grouped-query attention is not supported")
-        rows = []
-        for labels, label in ((q, "query"), (k, "key"), (v, "value")):
-            units = labels.units
-            lead = units.reshape(-1, units.shape[-2], units.shape[-1])
-            if not bool((lead == lead[:, :1, :]).all()):
-                raise UnsupportedOp(f"{op}: {label} units vary along the sequence")
-            rows.append(lead[:, 0, :].numpy())
-        heads_of = []
-        for row in rows:
-            _, first, inverse = np.unique(
-                row, axis=0, return_index=True, return_inverse=True
-            )
-            order = np.argsort(np.argsort(first))
-            heads_of.append(order[inverse.ravel()])
-        if not (
-            np.array_equal(heads_of[0], heads_of[1])
-            and np.array_equal(heads_of[0], heads_of[2])
-        ):
-            raise UnsupportedOp(f"{op}: query, key and value heads do not line up")
-        heads = int(heads_of[0].max()) + 1
-        spaces = []
-        for row, label in zip(rows, ("query", "key", "value"), strict=True):
-            blocks = np.stack([row[heads_of[0] == h][0] for h in range(heads)])
-            found = self.spaces_along(blocks.ravel())
-            if len(found) != 1:
-                raise UnsupportedOp(f"{op}: the {label} comes from {len(found)} spaces")
-            space = found[0]
-            expected = space.base + np.arange(space.size).reshape(heads, -1)
-            if blocks.shape != expected.shape or not np.array_equal(blocks, expected):
-                raise UnsupportedOp(
-                    f"{op}: the {label} units are not laid out head by head"
-                )
-            spaces.append(space)
-        q_space, k_space, v_space = spaces
-        if len({q_space.id, k_space.id, v_space.id}) != 3:
-            raise UnsupportedOp(f"{op}: query, key and value share units")
-        linear = all(
-            labels.chars[space.id].is_identity
-            for labels, space in zip((q, k, v), spaces, strict=True)
-        )
-        core = AttentionCore(
-            name=q_space.origin.rsplit(".", 1)[0]
-            if "." in q_space.origin
-            else q_space.origin,
-            q_space=q_space.id,
-            k_space=k_space.id,
-            v_space=v_space.id,
-            heads=heads,
-            qk_dim=q_space.size // heads,
-            vo_dim=v_space.size // heads,
-            linear_qkv=linear,
-        )
-        for space in spaces:
-            if space.id in self.claimed:
-                raise UnsupportedOp(f"{op}: {space.origin} feeds two attention calls")
-            self.claimed[space.id] = core.name
-        self.cores.append(core)
-        v_units = v.units
-        lead_units = v_units.reshape(-1, v_units.shape[-2], v_units.shape[-1])[:, :1, :]
-        shape = out.shape
-        out_units = lead_units.expand(
-            lead_units.shape[0], shape[-2], shape[-1]
-        ).reshape(shape)
-        reps = (
-            torch.arange(int(np.prod(shape[:-1]))).view(*shape[:-1], 1).expand(*shape)
-        )
-        return Labels(
-            out_units.contiguous(), reps.contiguous(), {v_space.id: v.chars[v_space.id]}
-        )
-
 
 def _moved_param(param: ParamRef, name: str, args: tuple) -> ParamRef | None:
     """Follow a transpose of a parameter; other data movement loses it."""
@@ -1286,8 +1355,12 @@ def _moved_param(param: ParamRef, name: str, args: tuple) -> ParamRef | None:
         return ParamRef(
             param.name, param.tensor, tuple(axes[int(d) % len(axes)] for d in args[1])
         )
-    # NOTE: a parameter reshaped or concatenated into the data (a class token)
-    # becomes an untransformed constant, which excludes the units it meets.
+    if name == "expand" and len(args[1]) == len(axes):
+        # Broadcasting size-1 axes keeps every parameter axis where it was.
+        return ParamRef(param.name, param.tensor, param.axes)
+    # NOTE: a parameter reshaped or sliced (a position table cut to the
+    # sequence length) becomes an untransformed constant, which excludes the
+    # units it meets.
     return None
 
 
@@ -1329,6 +1402,15 @@ def _map_nodes(value: Any, env: dict[Any, Any]) -> Any:
     if isinstance(value, dict):
         return {k: _map_nodes(v, env) for k, v in value.items()}
     return value
+
+
+def _labels_in(leaf: Any) -> list[Labels]:
+    """The labels inside one leaf value: itself, or a score's query and key."""
+    if isinstance(leaf, Labels):
+        return [leaf]
+    if isinstance(leaf, Scores):
+        return leaf.labels()
+    return []
 
 
 def _leaves(value: Any) -> list[Any]:

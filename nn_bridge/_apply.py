@@ -111,8 +111,12 @@ def _apply_blocks(
     source = torch.as_tensor(positions.ravel(), device=tensor.device)
     values = moved.index_select(0, source).reshape(heads, width, replicas, -1)
     if blocks is not None:
-        matrices = torch.as_tensor(blocks, dtype=tensor.dtype, device=tensor.device)
-        values = torch.einsum("hij,hjrk->hirk", matrices, values)
+        # Products in float64, rounded once to the tensor's dtype, so that a
+        # float32 weight carries one rounding error per entry.
+        wide = torch.promote_types(tensor.dtype, torch.float64)
+        matrices = torch.as_tensor(blocks, dtype=wide, device=tensor.device)
+        product = torch.einsum("hij,hjrk->hirk", matrices, values.to(wide))
+        values = product.to(tensor.dtype)
     target = positions.reshape(heads, width, replicas)[perm].ravel()
     result = moved.clone()
     result[torch.as_tensor(target, device=tensor.device)] = values.reshape(

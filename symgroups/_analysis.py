@@ -72,7 +72,7 @@ REFLECTION_WITNESS_POINTS = tuple(
 class Analysis:
     """The outcome of the symbolic search.
 
-    ``group`` is set when ``deduction`` proves the whole group. ``notes`` says,
+    ``group`` is set when ``deduction`` proves the whole group. ``notes`` lists,
     for each part that stayed open, what was tried. ``timed_out`` is True when
     a sympy call hit its deadline, so an open part may have a proof that was
     not found in time.

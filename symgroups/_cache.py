@@ -1,7 +1,7 @@
 """Proved catalogue results shipped with the package.
 
 Proving the whole catalogue takes seconds, but ``symgroups query relu`` should
-answer in about the time it takes to import sympy. The file
+return in about the time it takes to import sympy. The file
 ``data/catalogue.json`` stores each catalogue entry's result at its default
 parameters, stamped with the symgroups and sympy versions that produced it;
 a stamp that does not match the running versions, or an expression that no
@@ -124,7 +124,7 @@ def _prove_all(
 
 
 def default_cache_path() -> Path:
-    """The cache file inside the source tree of this package."""
+    """Return the path of the cache file inside this package's source tree."""
     return Path(__file__).resolve().parent / "data" / CACHE_FILE
 
 

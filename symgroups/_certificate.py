@@ -37,7 +37,7 @@ OPTIONAL_FIELDS = ("status", "activation", "description")
 
 
 def software_versions() -> dict[str, str]:
-    """The versions that produced a certificate."""
+    """Return the versions of the software that produces a certificate."""
     import numpy
     import scipy
 
@@ -214,7 +214,7 @@ def _verify_parsed(
     if status == "proved":
         if deduction.group is None:
             raise VerificationError(
-                "the steps do not determine a group, but the certificate says proved"
+                "the steps do not determine a group, but the status is proved"
             )
         if deduction.group != group:
             raise VerificationError(

@@ -184,7 +184,7 @@ def _check_not_affine(expr: sympy.Expr, step: dict[str, Any], seconds: float) ->
 
 
 def side_function(expr: sympy.Expr, side: str, seconds: float) -> sympy.Expr:
-    """The analytic germ at 0 that a ``taylor`` claim is about."""
+    """Return the analytic germ at 0 that a ``taylor`` claim is about."""
     germ = side_expression(expr, side)
     if germ is None:
         raise VerificationError(f"sigma has no piece-free form near 0 on side {side!r}")

@@ -1,6 +1,6 @@
 """Intertwiner groups: their exact description and their matrix form.
 
-A :class:`GroupDescription` is the exact, dimension-free answer for one
+A :class:`GroupDescription` is the exact, dimension-free result for one
 activation ``sigma``: the kind of group, the scalar subgroup ``Lambda`` of the
 nonzero reals and the character ``mu``. :meth:`GroupDescription.matrix_group`
 turns it into an :class:`IntertwinerGroup` for a dimension ``n``, which tests

@@ -26,7 +26,7 @@ DEFAULT_SEED = 0
 
 @dataclass(frozen=True)
 class QueryResult:
-    """The answer for one activation.
+    """The intertwiner group of one activation, with its status and proof.
 
     ``status`` is ``"proved"`` (every step of ``steps`` was checked exactly
     and they determine ``group``), ``"numerically_verified"`` (``group`` rests
@@ -52,13 +52,13 @@ class QueryResult:
         return self.group.matrix_group(n)
 
     def describe(self) -> str:
-        """One line: the group and phi, or why there is none."""
+        """Describe the group and phi in one line, or say that it is undecided."""
         if self.group is None:
             return "undecided"
         return self.group.describe()
 
     def to_json(self) -> dict[str, Any]:
-        """The object printed by ``symgroups query --json``."""
+        """Return the object that ``symgroups query --json`` prints."""
         from ._parse import expression_text
 
         return {
@@ -129,7 +129,7 @@ def query(
     for some ``B = phi(A)`` and all ``x``. The symbolic search runs in a
     worker process terminated after ``timeout`` seconds, each sympy call
     limited to ``step_timeout`` seconds; numeric evidence with ``seed`` backs
-    every answer. Proved catalogue results at default parameters come from a
+    every result. Proved catalogue results at default parameters come from a
     cache shipped with the package, tied to the package and sympy versions.
 
     Parameters

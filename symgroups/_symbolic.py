@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 NONZERO_DIGITS = 30
 
 #: A number whose evaluation is below this in absolute value is not
-#: certified nonzero, whatever evalf's error bound says.
+#: certified nonzero, whatever evalf's error bound is.
 NONZERO_FLOOR = sympy.Rational(1, 10**25)
 
 #: Functions that are real-analytic on the whole real line.
@@ -53,7 +53,7 @@ PIECEWISE_NODES = (
 
 
 def is_piecewise(expr: sympy.Basic) -> bool:
-    """Whether ``expr`` contains a Max, Min, Abs, sign, Heaviside or Piecewise."""
+    """Return whether ``expr`` has a Max, Min, Abs, sign, Heaviside or Piecewise."""
     return expr.has(*PIECEWISE_NODES)
 
 

@@ -4,8 +4,8 @@ sympy has no timeouts of its own, and some of its routines (``simplify``,
 ``limit``) can run for minutes on innocent input. Every analysis therefore runs
 in a child process that the parent terminates at a hard deadline, and inside
 that child each sympy call gets its own shorter deadline from
-``signal.setitimer``. A deadline that is hit is reported, never turned into an
-answer.
+``signal.setitimer``. A deadline that is hit is reported, never turned into a
+result.
 """
 
 from __future__ import annotations
@@ -48,9 +48,9 @@ class StepTimeout(Exception):
 class WorkerOutcome:
     """What came back from the child.
 
-    ``status`` is ``"ok"`` (``value`` holds the result), ``"timeout"`` (the
+    ``status`` is ``"ok"`` (``value`` is the result), ``"timeout"`` (the
     hard deadline was hit and the child was terminated), ``"error"`` (the
-    function raised; ``error`` holds the exception, rebuilt in the parent) or
+    function raised; ``error`` is the exception, rebuilt in the parent) or
     ``"crashed"`` (the child died without a result, for example at the memory
     cap).
     """
@@ -62,7 +62,7 @@ class WorkerOutcome:
 
 
 def in_worker() -> bool:
-    """Whether this code runs inside a worker child."""
+    """Return whether this code runs inside a worker child."""
     return _IN_WORKER
 
 
@@ -213,7 +213,7 @@ def call_with_deadline(
 
 
 def timeout_count() -> int:
-    """How many step deadlines this process has hit; compare before and after."""
+    """Return how many step deadlines this process has hit so far."""
     return _TIMEOUTS
 
 

@@ -150,3 +150,15 @@ def test_missing_file(tmp_path):
 def test_certificate_is_plain_json(certificates):
     text = json.dumps(certificates["gelu"])
     assert json.loads(text) == certificates["gelu"]
+
+
+def test_certificates_match_published_schema(certificates):
+    jsonschema = pytest.importorskip("jsonschema")
+    from pathlib import Path
+
+    schema_path = Path(__file__).resolve().parents[1] / "docs" / "certificate.schema.json"
+    schema = json.loads(schema_path.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    for name, cert in certificates.items():
+        errors = sorted(validator.iter_errors(cert), key=str)
+        assert not errors, (name, [e.message for e in errors[:3]])
