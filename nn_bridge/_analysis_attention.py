@@ -51,11 +51,15 @@ class Scores:
     """Attention scores ``q @ k^T`` on their way to the product with ``v``.
 
     ``query`` and ``key`` carry their units on the last axis and the
-    sequence on the axis before it.
+    sequence on the axis before it. Scores that no op reads (the averaged
+    attention weights that ``MultiheadAttention`` returns) are dropped.
     """
 
     query: Labels
     key: Labels
+    #: True after a view or other data movement, which may mix the head and
+    #: sequence axes; such scores cannot enter the product with ``v``.
+    moved: bool = False
 
     def labels(self) -> list[Labels]:
         return [self.query, self.key]
@@ -93,6 +97,8 @@ class AttentionRules:
 
         first, second = largs[0], largs[1]
         if isinstance(first, Scores):
+            if first.moved:
+                raise UnsupportedOp(f"{op}: attention scores were reshaped")
             if not isinstance(second, Labels):
                 raise UnsupportedOp(f"{op}: attention scores times a plain tensor")
             return self.attention_core(op, first.query, first.key, second, out.shape)
@@ -123,13 +129,16 @@ class AttentionRules:
 
     def score_op(self, name, op, args, kwargs, largs, out):
         """An op that reads attention scores: elementwise ops keep them."""
-        from ._analysis import CONVERSIONS, DROPOUTS, Labels, UnsupportedOp
+        from ._analysis import CONVERSIONS, DATA_MOVEMENT, DROPOUTS, Labels
+        from ._analysis import UnsupportedOp
 
         scores = [leaf for leaf in largs if isinstance(leaf, Scores)]
         if len(scores) != 1 or any(isinstance(leaf, Labels) for leaf in largs):
             raise UnsupportedOp(f"{op}: attention scores meet hidden units")
         (current,) = scores
         position = next(i for i, leaf in enumerate(largs) if leaf is current)
+        if name in DATA_MOVEMENT and not isinstance(out, (list, tuple)):
+            return Scores(current.query, current.key, moved=True)
         if name in CONVERSIONS or name in DROPOUTS:
             return (current, current) if isinstance(out, tuple) else current
         if name not in SCORE_ELEMENTWISE:

@@ -158,9 +158,15 @@ def _exponents(action: Action, components: list[int]) -> np.ndarray:
 
 
 def _ready(site: Site, usable: list[Action]) -> bool:
-    """True when ``usable`` determines every scale and provides a sort key."""
+    """True when ``usable`` determines every scale and provides a sort key.
+
+    Blocks of general linear and attention sites need every action, because
+    a rotation fitted to a subset (biases alone, say) is not determined.
+    """
     if not usable:
         return False
+    if site.kind != "monomial":
+        return len(usable) == len(site.actions)
     components = _magnitude_components(site)
     if not components:
         return True
@@ -265,3 +271,351 @@ def normalize_scales(spec: SymmetrySpec, tensors: dict[str, torch.Tensor]) -> Tr
         elements[site.name] = element
         current = apply_site(current, site, element)
     return Transform(elements, spec.fingerprint())
+
+
+# ----------------------------------------------------------------------
+# Step 2: signs
+
+
+def row_signs(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Signs that make each row's largest-magnitude entry positive.
+
+    Entries whose magnitudes agree with the largest to :data:`TIE_RTOL` form
+    a tie class, and a class whose signs cancel passes the decision to the
+    next class by magnitude. Returns the signs and a mask of the rows left
+    undecided (zero rows or rows whose every class cancels), which get +1.
+    """
+    count = rows.shape[0]
+    signs = np.ones(count)
+    undecided = np.zeros(count, dtype=bool)
+    if rows.size == 0:
+        undecided[:] = True
+        return signs, undecided
+    magnitudes = np.abs(rows)
+    largest = magnitudes.max(axis=1)
+    index = magnitudes.argmax(axis=1)
+    first = rows[np.arange(count), index]
+    near = magnitudes >= largest[:, None] * (1.0 - TIE_RTOL)
+    opposite = near & (np.sign(rows) != np.sign(first)[:, None])
+    signs = np.where(first < 0, -1.0, 1.0)
+    for unit in np.flatnonzero(opposite.any(axis=1) | (largest <= ZERO_NORM)):
+        signs[unit], undecided[unit] = _sign_by_classes(rows[unit])
+    return signs, undecided
+
+
+def _sign_by_classes(row: np.ndarray) -> tuple[float, bool]:
+    magnitudes = np.abs(row)
+    order = np.argsort(-magnitudes, kind="stable")
+    start = 0
+    while start < len(order) and magnitudes[order[start]] > ZERO_NORM:
+        top = magnitudes[order[start]]
+        stop = start
+        while stop < len(order) and magnitudes[order[stop]] >= top * (1.0 - TIE_RTOL):
+            stop += 1
+        total = float(np.sum(np.sign(row[order[start:stop]])))
+        if total != 0.0:
+            return (1.0 if total > 0 else -1.0), False
+        start = stop
+    return 1.0, True
+
+
+def _sign_exponent(action: Action, component: int) -> int:
+    return sum(ch.sign_exponent for c, ch in action.factors if c == component) % 2
+
+
+def solve_signs(
+    site: Site, tensors: dict[str, torch.Tensor], usable: list[Action]
+) -> tuple[SiteElement, bool]:
+    """Return the element that applies the sign rule to one unit site.
+
+    Components are fixed one at a time; a component is fixed with the usable
+    actions whose sign depends on it and on no component still open. The
+    second value is True when some unit stayed undecided.
+    """
+    from ._align import sign_components
+
+    signed = sign_components(site)
+    scales = [np.ones(site.size) for _ in site.components]
+    open_components = list(signed)
+    current = dict(tensors)
+    ambiguous = False
+    while open_components:
+        progress = False
+        for component in list(open_components):
+            probes = [
+                a
+                for a in usable
+                if _sign_exponent(a, component)
+                and not any(
+                    _sign_exponent(a, other) for other in open_components if other != component
+                )
+            ]
+            if not probes:
+                continue
+            signs = np.ones(site.size)
+            pending = np.ones(site.size, dtype=bool)
+            for probe in probes:
+                rows = site_rows(current[probe.tensor], probe).numpy()
+                found, undecided = row_signs(rows)
+                take = pending & ~undecided
+                signs[take] = found[take]
+                pending &= undecided
+                if not pending.any():
+                    break
+            ambiguous |= bool(pending.any())
+            scales[component] = signs
+            element = SiteElement(
+                perm=np.arange(site.size),
+                scales=tuple(
+                    signs if i == component else np.ones(site.size)
+                    for i in range(len(site.components))
+                ),
+            )
+            current = apply_site(current, site, element)
+            open_components.remove(component)
+            progress = True
+        if not progress:
+            ambiguous = True
+            break
+    return SiteElement(perm=np.arange(site.size), scales=tuple(scales)), ambiguous
+
+
+# ----------------------------------------------------------------------
+# Step 3: order
+
+
+def round_to_grid(values: np.ndarray, digits: int) -> np.ndarray:
+    """Round to a grid of ``digits`` significant digits of ``max|values|``."""
+    values = np.asarray(values, dtype=np.float64)
+    largest = float(np.max(np.abs(values))) if values.size else 0.0
+    if largest == 0.0 or not np.isfinite(largest):
+        return values + 0.0
+    step = 10.0 ** (np.floor(np.log10(largest)) - digits + 1)
+    # Adding 0.0 turns -0.0 into 0.0, so equal values hash equally.
+    return np.rint(values / step) * step + 0.0
+
+
+def unit_keys(tensors: dict[str, torch.Tensor], usable: list[Action]) -> np.ndarray:
+    """Sort keys ``(2 * actions, units)``: row sums and sums of squares."""
+    keys = []
+    for action in usable:
+        rows = site_rows(tensors[action.tensor], action).numpy()
+        keys.append(round_to_grid(rows.sum(axis=1), KEY_DIGITS))
+        keys.append(round_to_grid((rows**2).sum(axis=1), KEY_DIGITS))
+    return np.array(keys)
+
+
+def sorting_perm(
+    keys: np.ndarray, colours: np.ndarray | None
+) -> tuple[np.ndarray, bool]:
+    """Permutation ``perm`` sending each unit to its rank by ``keys``.
+
+    ``keys[0]`` is the primary key. Units only change places within their
+    colour. The second value is True when two units have equal keys.
+    """
+    size = keys.shape[1]
+    colours = np.zeros(size, dtype=np.int64) if colours is None else colours
+    perm = np.empty(size, dtype=np.int64)
+    tied = False
+    for colour in np.unique(colours):
+        members = np.flatnonzero(colours == colour)
+        local = keys[:, members]
+        # np.lexsort sorts by its last key first.
+        ranked = members[np.lexsort(local[::-1])]
+        perm[ranked] = members
+        columns = local[:, np.lexsort(local[::-1])]
+        if len(members) > 1 and np.any(np.all(columns[:, 1:] == columns[:, :-1], axis=0)):
+            tied = True
+    return perm, tied
+
+
+# ----------------------------------------------------------------------
+# Step 4: orthogonal blocks
+
+
+def _rotation(rows: np.ndarray) -> np.ndarray:
+    """Orthogonal ``M`` with ``M @ rows = S V^T`` and signs by :func:`row_signs`."""
+    u, _, vt = np.linalg.svd(rows, full_matrices=False)
+    if u.shape[1] < u.shape[0]:
+        # Fewer columns than rows: complete U to a square orthogonal matrix.
+        q, _ = np.linalg.qr(np.concatenate([u, np.eye(len(u))], axis=1))
+        u = np.concatenate([u, q[:, u.shape[1] :]], axis=1)
+    rotated = u.T @ rows
+    signs, _ = row_signs(rotated)
+    return signs[:, None] * u.T
+
+
+def _linear_element(
+    site: Site, tensors: dict[str, torch.Tensor], usable: list[Action]
+) -> SiteElement:
+    rows = np.concatenate(
+        [site_rows(tensors[a.tensor], a).numpy() for a in usable], axis=1
+    )
+    return SiteElement(matrix=_rotation(rows))
+
+
+def _attention_element(
+    site: Site, tensors: dict[str, torch.Tensor], usable: list[Action]
+) -> tuple[SiteElement, bool]:
+    heads = site.size
+    blocks: dict[str, np.ndarray | None] = {"q": None, "v": None}
+    spectra = []
+    for fibres, group, dim in (
+        (("q", "k"), site.qk_group, site.qk_dim),
+        (("v",), site.vo_group, site.vo_dim),
+    ):
+        parts = [
+            site_rows(tensors[a.tensor], a).numpy().reshape(heads, dim, -1)
+            for a in usable
+            if a.fibre in fibres
+        ]
+        if not parts:
+            continue
+        stacked = np.concatenate(parts, axis=2)
+        spectra.append(np.linalg.svd(stacked, compute_uv=False))
+        if group == "general_linear":
+            blocks[fibres[0]] = np.stack([_rotation(stacked[h]) for h in range(heads)])
+    perm = np.arange(heads)
+    tied = False
+    if site.permute_heads and spectra:
+        keys = np.concatenate(spectra, axis=1).T
+        keys = np.array([round_to_grid(k, KEY_DIGITS) for k in keys])
+        perm, tied = sorting_perm(keys, None)
+    return SiteElement(perm=perm, qk=blocks["q"], vo=blocks["v"]), tied
+
+
+# ----------------------------------------------------------------------
+# Public entry points
+
+
+def _compose(site: Site, *elements: SiteElement) -> SiteElement:
+    """Product ``elements[0] @ elements[1] @ ...`` of one site's elements."""
+    product = Transform({site.name: elements[0]}, "")
+    for element in elements[1:]:
+        product = product @ Transform({site.name: element}, "")
+    return product.elements[site.name]
+
+
+def canonical_element(
+    spec: SymmetrySpec, tensors: dict[str, torch.Tensor]
+) -> tuple[Transform, dict[str, torch.Tensor], list[str]]:
+    """Return the canonicalizing element, the canonical tensors and ambiguous sites.
+
+    ``tensors`` (float64, by name) is not modified.
+    """
+    current = dict(tensors)
+    elements: dict[str, SiteElement] = {}
+    ambiguous: list[str] = []
+    for site, usable, exact in site_order(spec):
+        unclear = not exact
+        if site.kind == "monomial":
+            scale, degenerate = solve_scales(site, current, usable)
+            current = apply_site(current, site, scale)
+            sign, undecided = solve_signs(site, current, usable)
+            current = apply_site(current, site, sign)
+            perm, tied = sorting_perm(unit_keys(current, usable), site.colours)
+            order = SiteElement(
+                perm=perm, scales=tuple(np.ones(site.size) for _ in site.components)
+            )
+            current = apply_site(current, site, order)
+            element = _compose(site, order, sign, scale)
+            unclear |= degenerate or undecided or tied
+        elif site.kind == "general_linear":
+            element = _linear_element(site, current, usable)
+            current = apply_site(current, site, element)
+        else:
+            element, tied = _attention_element(site, current, usable)
+            current = apply_site(current, site, element)
+            unclear |= tied
+        elements[site.name] = element
+        if unclear:
+            ambiguous.append(site.name)
+    return Transform(elements, spec.fingerprint()), current, ambiguous
+
+
+def fingerprint(tensors: dict[str, Any]) -> str:
+    """Return the hex SHA-256 of tensors rounded to :data:`FINGERPRINT_DIGITS`.
+
+    Each tensor is converted to float64 and rounded with
+    :func:`round_to_grid`; the hash covers, in sorted name order, the name,
+    the shape, the grid step and the rounded values as int64 multiples of
+    the step.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        values = tensors[name]
+        if isinstance(values, torch.Tensor):
+            values = values.detach().to("cpu", torch.float64).numpy()
+        values = np.asarray(values, dtype=np.float64)
+        largest = float(np.max(np.abs(values))) if values.size else 0.0
+        exponent = 0
+        if largest > 0.0 and np.isfinite(largest):
+            exponent = int(np.floor(np.log10(largest))) - FINGERPRINT_DIGITS + 1
+        steps = np.rint(values / 10.0**exponent).astype(np.int64)
+        digest.update(f"{name}|{values.shape}|{exponent}|".encode())
+        digest.update(np.ascontiguousarray(steps).tobytes())
+    return digest.hexdigest()
+
+
+def canonicalize(
+    model: nn.Module,
+    example_inputs: Any,
+    *,
+    spec: SymmetrySpec | None = None,
+    check: bool = True,
+) -> CanonicalForm:
+    """Move ``model`` to the canonical representative of its orbit.
+
+    The law: for every element ``t`` of the spec's group,
+    ``canonicalize(t @ model).model`` has the weights of
+    ``canonicalize(model).model`` up to rounding, and the fingerprints are
+    equal when the rounding stays below the fingerprint grid (exact
+    permutations, signs and power-of-two scalings in any dtype; any element
+    in float64 barring a value within rounding of a grid boundary). The
+    canonical model computes ``model``'s function (checked on
+    ``example_inputs`` when ``check=True``). ``model`` is not modified.
+
+    The fingerprint covers every floating-point tensor of the model
+    (invariant ones included) and the spec's structure; integer buffers
+    such as ``num_batches_tracked`` are left out.
+    """
+    from ._discover import find_symmetries
+
+    if not isinstance(model, nn.Module):
+        raise InvalidArgumentError(
+            f"model must be a torch.nn.Module, got {type(model).__name__}"
+        )
+    if spec is None:
+        spec = find_symmetries(model, example_inputs)
+    elif not isinstance(spec, SymmetrySpec):
+        raise InvalidArgumentError(f"spec must be a SymmetrySpec, got {spec!r}")
+    tensors = float_tensors(model, spec)
+    transform, canonical, ambiguous = canonical_element(spec, tensors)
+    transform.metadata = {"canonical": "1"}
+    result = apply_transform(
+        model, spec, transform, check=check, example_inputs=example_inputs
+    )
+    hashed = dict(canonical)
+    for name, info in spec.tensors.items():
+        if name not in hashed and info.is_float:
+            hashed[name] = spec_tensor(model, name)
+    hashed["<spec>"] = np.frombuffer(spec.fingerprint().encode(), dtype=np.uint8)
+    if ambiguous:
+        logger.info("canonical rule undecided for some units of %s", ambiguous)
+    return CanonicalForm(result, transform, fingerprint(hashed), spec, ambiguous)
+
+
+def spec_tensor(model: nn.Module, name: str) -> torch.Tensor:
+    """Return the model tensor ``name`` as float64."""
+    from ._apply import model_tensors
+
+    return model_tensors(model)[name].detach().to("cpu", torch.float64)
+
+
+__all__ = [
+    "CanonicalForm",
+    "canonicalize",
+    "fingerprint",
+    "normalize_scales",
+    "apply_element_dict",
+]

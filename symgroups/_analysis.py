@@ -222,7 +222,13 @@ class _Prover:
         ``until_odd_gap``, two whose difference is odd)."""
         germ = self.germs[side]
         found: dict[int, sympy.Expr] = {}
-        for order in SERIES_ORDERS:
+        orders = SERIES_ORDERS
+        if germ == 0:
+            orders = ()
+        elif germ.is_polynomial(X):
+            # A polynomial is its own Taylor series: expand just past its degree.
+            orders = (int(sympy.degree(germ, X)) + 1,)
+        for order in orders:
             result = taylor_coefficients(germ, X, order, self.seconds)
             if result is None:
                 break
@@ -232,8 +238,6 @@ class _Prover:
                 odd = any((b - a) % 2 for a in degrees for b in degrees)
                 if odd or not until_odd_gap:
                     break
-            if germ.is_polynomial(X) and order > sympy.degree(germ, X):
-                break
         if found == self.taylor.get(side):
             return
         self.taylor[side] = found
@@ -248,7 +252,7 @@ class _Prover:
                 logger.info("taylor step for side %s did not re-check", side)
 
     def candidate_power(self) -> sympy.Expr | None:
-        if "both" in self.taylor:
+        if self.taylor.get("both"):
             degrees = sorted(self.taylor["both"])
             return sympy.Integer(degrees[0]) if len(degrees) == 1 else None
         sides = [sorted(self.taylor.get(s, {})) for s in ("right", "left")]

@@ -21,7 +21,7 @@ from ._cache import write_json_atomic
 from ._claims import check_step, deduce, validate_step
 from ._errors import CertificateError, SymgroupsError, VerificationError
 from ._group import GroupDescription
-from ._query import QueryResult, _evidence
+from ._query import QueryResult, _evidence, evidence_supports_proof
 from ._version import __version__
 from ._worker import DEFAULT_STEP_TIMEOUT, DEFAULT_TOTAL_TIMEOUT, run_in_worker
 
@@ -232,7 +232,12 @@ def _verify_parsed(
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise CertificateError(f"evidence.seed must be an integer, got {seed!r}")
         rerun = _evidence(expr, group, seed)
-        if not rerun.get("passed"):
+        supported = (
+            evidence_supports_proof(rerun)
+            if status == "proved"
+            else rerun.get("passed")
+        )
+        if not supported:
             raise VerificationError(
                 "the numeric evidence re-run with seed "
                 f"{seed} fails for the claimed group: {_evidence_summary(rerun)}"

@@ -24,8 +24,8 @@ logger = logging.getLogger(__name__)
 NONZERO_DIGITS = 30
 
 #: A number whose evaluation is below this in absolute value is not
-#: certified nonzero, whatever evalf's error bound is.
-NONZERO_FLOOR = sympy.Rational(1, 10**25)
+#: certified nonzero (about the smallest positive float64 times 1e-10).
+NONZERO_FLOOR = sympy.Rational(1, 10**318)
 
 #: Functions that are real-analytic on the whole real line.
 ENTIRE_ON_REALS = (
@@ -60,23 +60,34 @@ def is_piecewise(expr: sympy.Basic) -> bool:
 def nonzero_number(value: sympy.Expr, seconds: float = DEFAULT_STEP_TIMEOUT) -> bool:
     """Prove that an exact real number is not zero.
 
-    The number is evaluated by sympy's evalf to :data:`NONZERO_DIGITS`
-    significant digits; evalf raises its working precision until the digits
-    are correct, so a result above :data:`NONZERO_FLOOR` is a sound witness.
+    sympy's evalf raises its working precision until the requested digits
+    are correct, and returns a zero mantissa when it cannot resolve a value.
+    The number is evaluated to :data:`NONZERO_DIGITS` and to
+    ``NONZERO_DIGITS + 15`` digits; it is certified nonzero when both
+    results are nonzero and agree in :data:`NONZERO_DIGITS` - 10 digits.
     Returns False when the number is zero or could not be certified.
     """
     if value.free_symbols:
         return False
     if value.is_zero is True:
         return False
-    ok, approx = call_with_deadline(
-        lambda: sympy.N(value, NONZERO_DIGITS, maxn=2000), seconds=seconds
-    )
-    if not ok or not isinstance(approx, sympy.Number):
+
+    def evaluate() -> tuple[sympy.Expr, sympy.Expr]:
+        low = sympy.N(value, NONZERO_DIGITS, maxn=2000)
+        high = sympy.N(value, NONZERO_DIGITS + 15, maxn=2000)
+        return low, high
+
+    ok, approximations = call_with_deadline(evaluate, seconds=seconds)
+    if not ok:
         return False
-    if not approx.is_real:
-        return False
-    return bool(abs(approx) > NONZERO_FLOOR)
+    low, high = approximations
+    for approx in (low, high):
+        if not isinstance(approx, sympy.Number) or not approx.is_real:
+            return False
+        if not abs(approx) > NONZERO_FLOOR:
+            return False
+    agreement = abs(low - high) / abs(high)
+    return bool(agreement < sympy.Rational(1, 10 ** (NONZERO_DIGITS - 10)))
 
 
 def number_is_zero(value: sympy.Expr, seconds: float = DEFAULT_STEP_TIMEOUT) -> bool:

@@ -352,9 +352,14 @@ def _steps_text(steps: list[dict[str, Any]]) -> str:
 
 
 def _evidence_text(evidence: dict[str, Any]) -> str:
-    parts = [
-        "numeric check passed" if evidence.get("passed") else "numeric check FAILED"
-    ]
+    from ._query import evidence_supports_proof
+
+    if evidence.get("passed"):
+        parts = ["numeric check passed"]
+    elif evidence_supports_proof(evidence):
+        parts = ["group elements pass the numeric check; near misses inconclusive"]
+    else:
+        parts = ["numeric check FAILED"]
     if isinstance(evidence.get("group_residual"), float):
         parts.append(
             f"max residual of sigma(A x) = phi(A) sigma(x): "
@@ -370,7 +375,7 @@ def _evidence_text(evidence: dict[str, Any]) -> str:
         if key in evidence:
             details.append(f"{key} {evidence[key]}")
     if details:
-        parts.append("(" + ", ".join(details) + ")")
+        parts[-1] += " (" + ", ".join(details) + ")"
     return "; ".join(parts)
 
 

@@ -295,11 +295,22 @@ class MultiHead(nn.Module):
         return self.down(F.relu(self.up(y)))
 
 
-def test_multihead_attention_fused_projection_is_excluded() -> None:
+def test_multihead_attention_fused_projection_is_split() -> None:
     torch.manual_seed(0)
     spec = discover_and_check(MultiHead().eval(), (torch.randn(2, 3, 8),))
     assert scalar_kinds(spec, "up") == ["positive"]
-    assert "attn.in_proj_weight" in spec.invariant
+    site = spec.site("attn")
+    assert site.kind == "attention"
+    assert (site.size, site.qk_dim, site.vo_dim) == (2, 4, 4)
+    fused = {
+        a.fibre: a.positions.ravel().tolist()
+        for a in site.actions
+        if a.tensor == "attn.in_proj_weight"
+    }
+    # in_proj_weight stacks the query, key and value rows in that order.
+    assert fused == {"q": list(range(8)), "k": list(range(8, 16)), "v": list(range(16, 24))}
+    assert "attn.in_proj_weight" not in spec.invariant
+    assert "attn.in_proj_bias" not in spec.invariant
 
 
 def test_capture_graph_names_state_dict_tensors() -> None:

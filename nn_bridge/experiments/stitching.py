@@ -38,7 +38,7 @@ from torch import nn
 import symgroups
 from symgroups import GroupDescription
 
-from .._errors import InvalidArgumentError, ModelMismatchError
+from .._errors import InvalidArgumentError, ModelMismatchError, NNBridgeError
 from .data import DigitsSplit
 from .projection import project_to_group, representation_group
 from .similarity import align_to_group, as_unit_matrix, orthogonal_alignment
@@ -118,6 +118,8 @@ def layer_group(model: nn.Module, layer: str) -> GroupDescription:
     InvalidArgumentError
         If ``layer`` is not a module path of ``model`` or the module is not an
         activation that symgroups recognises.
+    NNBridgeError
+        If symgroups leaves the activation's group undecided.
     """
     module = _submodule(model, layer)
     try:
@@ -127,7 +129,14 @@ def layer_group(model: nn.Module, layer: str) -> GroupDescription:
             f"invalid layer {layer!r}: module {type(module).__name__} is not a "
             f"recognised activation ({error})"
         ) from None
-    return symgroups.query(activation).group
+    result = symgroups.query(activation)
+    if result.group is None:
+        raise NNBridgeError(
+            f"the group of activation {activation.name!r} at layer {layer!r} is "
+            f"{result.status}: {'; '.join(result.notes) or 'no reason given'}; "
+            "expected a proved or numerically verified group"
+        )
+    return result.group
 
 
 def _submodule(model: nn.Module, layer: str) -> nn.Module:
