@@ -200,7 +200,9 @@ def _cross(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Return ``a @ b.T`` computed in row chunks of :data:`CHUNK_ROWS`."""
     if a.shape[0] <= CHUNK_ROWS:
         return a @ b.T
-    return torch.cat([a[i : i + CHUNK_ROWS] @ b.T for i in range(0, len(a), CHUNK_ROWS)])
+    return torch.cat(
+        [a[i : i + CHUNK_ROWS] @ b.T for i in range(0, len(a), CHUNK_ROWS)]
+    )
 
 
 # ----------------------------------------------------------------------
@@ -234,8 +236,9 @@ def check_same_architecture(model_a: nn.Module, model_b: nn.Module) -> None:
             )
     if len(tensors_a) != len(tensors_b):
         longer, label = (
-            (tensors_a, "model_a") if len(tensors_a) > len(tensors_b) else
-            (tensors_b, "model_b")
+            (tensors_a, "model_a")
+            if len(tensors_a) > len(tensors_b)
+            else (tensors_b, "model_b")
         )
         first = list(longer)[min(len(tensors_a), len(tensors_b))]
         raise ArchitectureMismatchError(
@@ -248,23 +251,24 @@ def check_same_architecture(model_a: nn.Module, model_b: nn.Module) -> None:
 # One site of the weight matching
 
 
-def _sign_patterns(site: Site, signed: list[int]) -> np.ndarray:
-    """All sign choices of the sign-capable components, shape ``(2**k, k)``."""
-    count = len(signed)
-    choices = np.array(
-        [[1.0 if (code >> bit) & 1 == 0 else -1.0 for bit in range(count)]
-         for code in range(2**count)]
-    )
-    return choices.reshape(2**count, count)
+def _sign_choices(count: int) -> np.ndarray:
+    """All sign choices of ``count`` components, shape ``(2**count, count)``."""
+    codes = np.arange(2**count)[:, None] >> np.arange(count)[None, :]
+    return np.where(codes & 1, -1.0, 1.0).reshape(2**count, count)
 
 
-def _action_sign(action: Action, signed: list[int], choice: np.ndarray) -> float:
-    """Sign factor of ``action`` for one choice of component signs."""
-    sign = 1.0
-    for component, char in action.factors:
-        if char.sign_exponent and component in signed:
-            sign *= choice[signed.index(component)]
-    return sign
+def _sign_pattern(action: Action, signed: list[int]) -> tuple[int, ...]:
+    """Indices into ``signed`` of the components whose sign ``action`` carries.
+
+    A component counts when the sign exponents of its factors in the action
+    add up to an odd number.
+    """
+    pattern = []
+    for index, component in enumerate(signed):
+        exponent = sum(ch.sign_exponent for c, ch in action.factors if c == component)
+        if exponent % 2:
+            pattern.append(index)
+    return tuple(pattern)
 
 
 def _solve_monomial(
@@ -281,25 +285,13 @@ def _solve_monomial(
     # Actions with equal sign patterns share one summed cross-covariance.
     grouped: dict[tuple[int, ...], torch.Tensor] = {}
     for action in site.actions:
-        key = tuple(
-            int(char.sign_exponent and component in signed)
-            for component, char in action.factors
-            for _ in [0]
-        )
-        pattern = tuple(
-            sorted(
-                signed.index(c)
-                for c, ch in action.factors
-                if ch.sign_exponent and c in signed
-            )
-        )
-        del key
+        pattern = _sign_pattern(action, signed)
         cross = _cross(
             site_rows(tensors_a[action.tensor], action),
             site_rows(tensors_b[action.tensor], action),
         )
         grouped[pattern] = grouped[pattern] + cross if pattern in grouped else cross
-    choices = _sign_patterns(site, signed)
+    choices = _sign_choices(len(signed))
     best = None
     best_choice = None
     for index, choice in enumerate(choices):
@@ -556,7 +548,9 @@ def _capture(
 
     for site_name, (module_name, axis, channels) in modules.items():
         module = model.get_submodule(module_name)
-        handles.append(module.register_forward_hook(hook_for(site_name, axis, channels)))
+        handles.append(
+            module.register_forward_hook(hook_for(site_name, axis, channels))
+        )
     args, kwargs = split_inputs(inputs)
     try:
         with torch.no_grad():

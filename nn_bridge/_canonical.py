@@ -213,7 +213,9 @@ def site_order(spec: SymmetrySpec) -> list[tuple[Site, list[Action], bool]]:
 
 def _log_norms(tensors: dict[str, torch.Tensor], actions: list[Action]) -> np.ndarray:
     """``log ||row||`` per action and unit; ``nan`` for zero rows."""
-    norms = np.array([site_rows(tensors[a.tensor], a).norm(dim=1).numpy() for a in actions])
+    norms = np.array(
+        [site_rows(tensors[a.tensor], a).norm(dim=1).numpy() for a in actions]
+    )
     with np.errstate(divide="ignore"):
         logs = np.log(np.where(norms > ZERO_NORM, norms, np.nan))
     return logs
@@ -250,7 +252,9 @@ def solve_scales(
         system = matrix[pattern]
         if np.linalg.matrix_rank(system) < rank:
             degenerate = True
-        solution[:, units] = np.linalg.lstsq(system, -logs[pattern][:, units], rcond=None)[0]
+        solution[:, units] = np.linalg.lstsq(
+            system, -logs[pattern][:, units], rcond=None
+        )[0]
     for row, component in enumerate(components):
         scales[component] = np.exp(solution[row])
     return SiteElement(perm=identity, scales=tuple(scales)), degenerate
@@ -347,7 +351,9 @@ def solve_signs(
                 for a in usable
                 if _sign_exponent(a, component)
                 and not any(
-                    _sign_exponent(a, other) for other in open_components if other != component
+                    _sign_exponent(a, other)
+                    for other in open_components
+                    if other != component
                 )
             ]
             if not probes:
@@ -424,7 +430,9 @@ def sorting_perm(
         ranked = members[np.lexsort(local[::-1])]
         perm[ranked] = members
         columns = local[:, np.lexsort(local[::-1])]
-        if len(members) > 1 and np.any(np.all(columns[:, 1:] == columns[:, :-1], axis=0)):
+        if len(members) > 1 and np.any(
+            np.all(columns[:, 1:] == columns[:, :-1], axis=0)
+        ):
             tied = True
     return perm, tied
 

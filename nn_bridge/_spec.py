@@ -100,6 +100,10 @@ class Site:
     qk_group: str = "identity"
     vo_group: str = "identity"
     notes: list[str] = field(default_factory=list)
+    #: With ``colours``: whether a permutation may also map one colour class
+    #: onto another of equal size (GroupNorm moves whole groups), instead of
+    #: keeping every unit in its own class.
+    permute_colours: bool = False
 
     def rows_of(self, action: Action) -> int:
         """Rows of ``action.positions``: units, or heads times the block width."""
@@ -121,7 +125,10 @@ class Site:
             return ", ".join(parts)
         perm = "permutations"
         if self.colours is not None and len(np.unique(self.colours)) > 1:
-            perm = f"permutations within {len(np.unique(self.colours))} groups"
+            count = len(np.unique(self.colours))
+            perm = f"permutations within {count} groups"
+            if self.permute_colours:
+                perm = f"permutations of {count} whole groups and within each"
         scalings = [
             f"{c.name}: {c.scalars.describe()}"
             for c in self.components
@@ -542,6 +549,7 @@ def _site_to_json(site: Site) -> dict[str, Any]:
         "qk_group": site.qk_group,
         "vo_group": site.vo_group,
         "notes": list(site.notes),
+        "permute_colours": site.permute_colours,
         "actions": [
             {
                 "tensor": a.tensor,
@@ -585,6 +593,8 @@ def _site_from_json(obj: dict[str, Any]) -> Site:
         qk_group=obj["qk_group"],
         vo_group=obj["vo_group"],
         notes=list(obj["notes"]),
+        # Absent from JSON written before the field existed.
+        permute_colours=bool(obj.get("permute_colours", False)),
     )
 
 

@@ -369,15 +369,29 @@ def haar_orthogonal(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def sample_permutation(
-    rng: np.random.Generator, size: int, colours: np.ndarray | None
+    rng: np.random.Generator,
+    size: int,
+    colours: np.ndarray | None,
+    permute_colours: bool = False,
 ) -> np.ndarray:
-    """Draw a uniform permutation that maps every unit to one of its colour."""
+    """Draw a uniform permutation that maps every unit to one of its colour.
+
+    With ``permute_colours`` the colour classes are first shuffled among the
+    classes of equal size, so unit ``i`` goes to a uniform unit of the class
+    that its own class is mapped onto.
+    """
     if colours is None:
         return rng.permutation(size)
     perm = np.arange(size)
-    for colour in np.unique(colours):
-        members = np.flatnonzero(colours == colour)
-        perm[members] = rng.permutation(members)
+    classes = [np.flatnonzero(colours == colour) for colour in np.unique(colours)]
+    targets = list(range(len(classes)))
+    if permute_colours:
+        for width in {len(members) for members in classes}:
+            same = [i for i, members in enumerate(classes) if len(members) == width]
+            for source, target in zip(same, rng.permutation(same), strict=True):
+                targets[source] = int(target)
+    for source, members in enumerate(classes):
+        perm[members] = rng.permutation(classes[targets[source]])
     return perm
 
 
@@ -397,7 +411,7 @@ def sample_site(
         if site.vo_group == "general_linear":
             vo = np.stack([haar_orthogonal(rng, site.vo_dim) for _ in range(site.size)])
         return SiteElement(perm=perm, qk=qk, vo=vo)
-    perm = sample_permutation(rng, site.size, site.colours)
+    perm = sample_permutation(rng, site.size, site.colours, site.permute_colours)
     scales = tuple(
         sample_scalars(c.scalars, rng, site.size, scalings) for c in site.components
     )
@@ -426,9 +440,23 @@ def _check_permutation(site: Site, perm: np.ndarray | None) -> None:
     if site.kind == "attention" and not site.permute_heads:
         if not np.array_equal(perm, np.arange(site.size)):
             raise TransformError(f"site {site.name!r} does not allow head permutations")
-    if site.colours is not None and not np.array_equal(
-        site.colours[perm], site.colours
-    ):
+    if site.colours is None:
+        return
+    if site.permute_colours:
+        # Each class must land inside one class, and no two on the same.
+        images = []
+        for colour in np.unique(site.colours):
+            landed = np.unique(site.colours[perm[site.colours == colour]])
+            if len(landed) != 1:
+                raise TransformError(
+                    f"site {site.name!r}: the permutation splits group {colour!r}"
+                )
+            images.append(int(landed[0]))
+        if len(set(images)) != len(images):
+            raise TransformError(
+                f"site {site.name!r}: the permutation merges two groups"
+            )
+    elif not np.array_equal(site.colours[perm], site.colours):
         raise TransformError(
             f"site {site.name!r}: the permutation moves units between groups"
         )

@@ -62,6 +62,13 @@ AFFINE_WITNESS_TRIPLES = tuple(
     )
 )
 
+#: Scales and points of the float screen run before a scaling identity is
+#: handed to sympy, and its relative tolerance. The screen only saves time:
+#: a candidate that passes it still needs its exact proof.
+SCREEN_SCALES = tuple(sympy.Rational(v) for v in (2, 3, "1/2"))
+SCREEN_POINTS = tuple(sympy.Rational(v) for v in (1, -1, "1/3", "-5/2", 7))
+SCREEN_RTOL = 1e-9
+
 #: Points tried as witnesses that ``sigma(-x) != +-sigma(x)``.
 REFLECTION_WITNESS_POINTS = tuple(
     sympy.Rational(v) for v in (1, 2, "1/2", 3, "1/3", 5, 10, "7/3", 20, 30)
@@ -274,12 +281,28 @@ class _Prover:
 
     def try_positive_scaling(self) -> None:
         power = self.candidate_power()
-        if power is None:
+        if power is None or not self.numerically_scales(power):
             return
         self.keep({"claim": "positive_scaling", "power": exact_text(power)})
 
+    def numerically_scales(self, power: sympy.Expr) -> bool:
+        """Screen ``sigma(lam q) = lam**power sigma(q)`` at a few points, so
+        that sympy is not asked to prove an identity that is false."""
+        for lam in SCREEN_SCALES:
+            for q in SCREEN_POINTS:
+                scaled = self.numeric(self.expr.subs(X, lam * q))
+                base = self.numeric(self.expr.subs(X, q))
+                if scaled is None or base is None:
+                    continue
+                expected = float(lam**power) * base
+                if abs(scaled - expected) > SCREEN_RTOL * (1 + abs(scaled)):
+                    return False
+        return True
+
     def settle_reflection(self) -> None:
         for mu in self.candidate_reflections():
+            if not self.numerically_reflects(mu):
+                continue
             if self.keep({"claim": "reflection", "mu": exact_text(mu)}):
                 return
         if "both" in self.taylor:
@@ -288,6 +311,17 @@ class _Prover:
             if self.current().reflection is not None:
                 return
         self.find_no_reflection()
+
+    def numerically_reflects(self, mu: sympy.Integer) -> bool:
+        """Screen ``sigma(-q) = mu sigma(q)`` at a few points."""
+        for q in SCREEN_POINTS:
+            mirrored = self.numeric(self.expr.subs(X, -q))
+            value = self.numeric(self.expr.subs(X, q))
+            if mirrored is None or value is None:
+                continue
+            if abs(mirrored - float(mu) * value) > SCREEN_RTOL * (1 + abs(value)):
+                return False
+        return True
 
     def candidate_reflections(self) -> list[sympy.Integer]:
         if "both" in self.taylor and self.taylor["both"]:

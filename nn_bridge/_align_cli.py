@@ -1,0 +1,315 @@
+"""The ``align``, ``canonicalize`` and ``merge`` commands of ``nn-bridge``.
+
+Each MODEL argument is one of
+
+* a transformers model directory (loaded offline, as ``nn-bridge inspect``
+  does),
+* ``package.module:factory``, a function that returns a ``torch.nn.Module``
+  (it needs ``--input-shape``),
+* a ``.safetensors`` file of weights, loaded with strict key and shape checks
+  into the architecture that ``--arch`` names (a directory or a factory).
+
+``nn-bridge align A B -o OUT.safetensors`` writes B's weights moved by the
+group element that brings them closest to A's; ``nn-bridge canonicalize
+MODEL -o OUT.safetensors`` writes the canonical representative of MODEL's
+orbit; ``nn-bridge merge A B --alpha 0.5 -o OUT.safetensors`` writes the
+interpolated weights ``(1 - alpha) A + alpha B`` (after aligning B with
+``--align``) and, with ``--data``, the losses along the path and the barrier.
+Every command prints a JSON summary on stdout and writes files atomically.
+Bad input exits with status 2 and one line on stderr.
+
+:func:`add_commands` adds the three subcommands to the ``nn-bridge`` parser
+and :func:`run` dispatches them; :func:`main` runs them on their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .cli import UsageError, _Parser, load_model
+
+#: Subcommands that :func:`add_commands` adds.
+COMMANDS = ("align", "canonicalize", "merge")
+
+#: Keys of the tensors in a ``--data`` file of ``merge``.
+DATA_KEYS = ("inputs", "targets")
+
+MODEL_HELP = (
+    "a transformers model directory, package.module:factory, or a .safetensors "
+    "weights file loaded into --arch"
+)
+SHAPE_HELP = "shape of the random float input for a factory model, such as 1,3,32,32"
+ARCH_HELP = "architecture (directory or package.module:factory) of .safetensors MODELs"
+
+
+def _load(spec: str, args: argparse.Namespace) -> tuple[Any, Any]:
+    """Load one MODEL argument and example inputs for it."""
+    if not spec.endswith(".safetensors"):
+        return load_model(spec, args.input_shape)
+    if not os.path.isfile(spec):
+        raise UsageError(f"weights file {spec!r} not found")
+    if args.arch is None:
+        raise UsageError(
+            f"MODEL {spec!r} is a weights file and needs --arch, such as "
+            "--arch package.module:factory"
+        )
+    from safetensors import SafetensorError
+    from safetensors.torch import load_model as load_weights
+
+    model, inputs = load_model(args.arch, args.input_shape)
+    try:
+        load_weights(model, spec, strict=True)
+    except (RuntimeError, SafetensorError, OSError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise UsageError(
+            f"cannot load {spec!r} into --arch {args.arch!r}: {first}"
+        ) from None
+    return model.eval(), inputs
+
+
+def _check_output(path: str | None) -> None:
+    if path is None:
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise UsageError(f"invalid -o {path!r}: directory {directory!r} does not exist")
+
+
+def _save(model: Any, path: str) -> None:
+    from safetensors.torch import save_model
+
+    from ._transform import atomic_write
+
+    atomic_write(path, lambda temporary: save_model(model, temporary))
+
+
+def _print(summary: dict[str, Any]) -> None:
+    print(json.dumps(summary, indent=1, default=float))
+
+
+def _run_align(args: argparse.Namespace) -> int:
+    from ._align import ArchitectureMismatchError, align
+    from ._errors import InvalidArgumentError
+
+    _check_output(args.output)
+    _check_output(args.transform)
+    if args.restarts < 1:
+        raise UsageError(f"invalid --restarts {args.restarts!r}: expected at least 1")
+    model_a, inputs = _load(args.model_a, args)
+    model_b, _ = _load(args.model_b, args)
+    try:
+        result = align(
+            model_a,
+            model_b,
+            inputs,
+            method=args.method,
+            restarts=args.restarts,
+            seed=args.seed,
+            progress=True,
+        )
+    except (ArchitectureMismatchError, InvalidArgumentError) as error:
+        raise UsageError(str(error)) from None
+    _save(result.aligned, args.output)
+    if args.transform:
+        result.transform.save(args.transform)
+    summary = {"command": "align", "output": args.output, **result.summary()}
+    if args.transform:
+        summary["transform"] = args.transform
+    _print(summary)
+    return 0
+
+
+def _run_canonicalize(args: argparse.Namespace) -> int:
+    from ._canonical import canonicalize
+
+    _check_output(args.output)
+    model, inputs = _load(args.model, args)
+    form = canonicalize(model, inputs)
+    if args.output:
+        _save(form.model, args.output)
+    _print({"command": "canonicalize", "output": args.output, **form.summary()})
+    return 0
+
+
+def _read_data(path: str) -> tuple[Any, Any]:
+    if not os.path.isfile(path):
+        raise UsageError(f"--data file {path!r} not found")
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        tensors = load_file(path)
+    except (SafetensorError, OSError) as error:
+        raise UsageError(f"cannot read --data {path!r}: {error}") from None
+    missing = [key for key in DATA_KEYS if key not in tensors]
+    if missing:
+        raise UsageError(
+            f"--data {path!r} lacks tensors {missing}; it must contain 'inputs' and "
+            "'targets'"
+        )
+    return tensors["inputs"], tensors["targets"]
+
+
+def _run_merge(args: argparse.Namespace) -> int:
+    from ._align import ArchitectureMismatchError, align
+    from ._merge import interpolate, interpolate_weights
+
+    _check_output(args.output)
+    if not math.isfinite(args.alpha):
+        raise UsageError(f"invalid --alpha {args.alpha!r}: expected a finite number")
+    data = _read_data(args.data) if args.data else None
+    model_a, inputs = _load(args.model_a, args)
+    model_b, _ = _load(args.model_b, args)
+    summary: dict[str, Any] = {"command": "merge", "alpha": args.alpha}
+    try:
+        if args.align:
+            result = align(model_a, model_b, inputs, seed=args.seed, progress=True)
+            model_b = result.aligned
+            summary["alignment"] = result.summary()
+        merged = interpolate_weights(model_a, model_b, args.alpha)
+        if data is not None:
+            curve = interpolate(
+                model_a, model_b, data, alphas=args.alphas, reset_bn=args.reset_bn
+            )
+            summary["interpolation"] = curve.summary()
+    except ArchitectureMismatchError as error:
+        raise UsageError(str(error)) from None
+    if args.output:
+        _save(merged, args.output)
+        summary["output"] = args.output
+    _print(summary)
+    return 0
+
+
+def _alpha_list(text: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(
+            f"invalid --alphas {text!r}: expected comma-separated numbers such as "
+            "0,0.25,0.5,0.75,1"
+        )
+    return values
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add the ``align``, ``canonicalize`` and ``merge`` subparsers.
+
+    Each subparser sets ``run`` to :func:`run`, so ``args.run(args)``
+    dispatches it, as ``nn-bridge``'s other commands do.
+    """
+    align = subparsers.add_parser(
+        "align", help="write model B's weights aligned to model A's"
+    )
+    align.add_argument("model_a", metavar="A", help=MODEL_HELP)
+    align.add_argument("model_b", metavar="B", help=MODEL_HELP)
+    align.add_argument(
+        "-o", "--output", required=True, help="safetensors file for aligned B"
+    )
+    align.add_argument(
+        "--method",
+        choices=("weights", "activations"),
+        default="weights",
+        help="weight matching (default) or activation matching",
+    )
+    align.add_argument(
+        "--restarts", type=int, default=3, help="coordinate-descent runs (default 3)"
+    )
+    align.add_argument(
+        "--seed", type=int, default=0, help="seed of the restarts (default 0)"
+    )
+    align.add_argument(
+        "--transform", help="also write the group element to this safetensors file"
+    )
+    canonical = subparsers.add_parser(
+        "canonicalize", help="write the canonical weights of a model's orbit"
+    )
+    canonical.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    canonical.add_argument("-o", "--output", help="safetensors file to write")
+    merge = subparsers.add_parser(
+        "merge", help="write (1 - alpha) A + alpha B and report the loss barrier"
+    )
+    merge.add_argument("model_a", metavar="A", help=MODEL_HELP)
+    merge.add_argument("model_b", metavar="B", help=MODEL_HELP)
+    merge.add_argument(
+        "--alpha", type=float, default=0.5, help="weight of B in the output (0.5)"
+    )
+    merge.add_argument("-o", "--output", help="safetensors file for the merged model")
+    merge.add_argument(
+        "--align", action="store_true", help="align B to A by weight matching first"
+    )
+    merge.add_argument(
+        "--seed", type=int, default=0, help="seed of the alignment (default 0)"
+    )
+    merge.add_argument(
+        "--data",
+        help="safetensors file with 'inputs' and 'targets' (class ids) to evaluate "
+        "the path on",
+    )
+    merge.add_argument(
+        "--alphas",
+        type=_alpha_list,
+        default=[i / 10 for i in range(11)],
+        help="comma-separated alphas of the evaluated path (default 0,0.1,...,1)",
+    )
+    merge.add_argument(
+        "--reset-bn",
+        action="store_true",
+        help="re-estimate BatchNorm statistics on --data at each alpha",
+    )
+    for parser in (align, canonical, merge):
+        parser.add_argument("--input-shape", help=SHAPE_HELP)
+        parser.add_argument("--arch", help=ARCH_HELP)
+        parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the command that ``args.command`` names; return the exit status."""
+    commands = {
+        "align": _run_align,
+        "canonicalize": _run_canonicalize,
+        "merge": _run_merge,
+    }
+    command = commands.get(args.command)
+    if command is None:
+        raise UsageError(
+            f"unknown command {args.command!r}; expected one of {list(COMMANDS)}"
+        )
+    return command(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return a parser with only the commands of this module."""
+    parser = _Parser(prog="nn-bridge", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser
+    )
+    add_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run these commands; status 2 and one stderr line for bad arguments."""
+    from ._errors import NNBridgeError
+
+    try:
+        args = build_parser().parse_args(argv)
+        return run(args)
+    except UsageError as error:
+        print(f"nn-bridge: error: {error}", file=sys.stderr)
+        return 2
+    except NNBridgeError as error:
+        print(f"nn-bridge: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
