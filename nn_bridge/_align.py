@@ -27,6 +27,7 @@ tensor that some site acts on.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -60,9 +61,21 @@ MAX_SWEEPS = 50
 #: the assignment never moves a unit out of its colour class.
 COLOUR_PENALTY = 1e30
 
-#: Two blocks count as equal in the convergence test when their largest
-#: entry difference is at most this.
+#: A run stops when a sweep lowers the distance by at most this fraction,
+#: which ends the slow drift of alternating orthogonal Procrustes steps.
+CONVERGED_RTOL = 1e-9
+
+#: A step of a general linear or attention site counts as the identity when
+#: its blocks differ from the identity matrix by at most this.
 BLOCK_CHANGE_TOL = 1e-9
+
+#: A run whose relative distance is at most this has matched B to A up to
+#: float64 rounding, so the remaining restarts are skipped.
+EXACT_DISTANCE = 1e-24
+
+#: Multiply-adds above which a cross-covariance of a unit site is computed
+#: in float32 (:func:`_cross`): about a 1024-wide square layer.
+FLOAT32_CROSS_SIZE = 2**30
 
 #: Rows of the cross-covariance computed at once, to bound the temporary
 #: memory of one matrix product to about ``CHUNK_ROWS * width`` numbers.
@@ -166,11 +179,6 @@ def apply_element_dict(
     return result
 
 
-def invert_element(site: Site, element: SiteElement) -> SiteElement:
-    """Return the inverse of one site's element."""
-    return Transform({site.name: element}, "").inverse().elements[site.name]
-
-
 def site_rows(tensor: torch.Tensor, action: Action) -> torch.Tensor:
     """Return the slices of ``action`` as a matrix ``(rows, replicas * rest)``."""
     moved = tensor.movedim(action.axis, 0)
@@ -197,11 +205,22 @@ def sign_components(site: Site) -> list[int]:
 
 
 def _cross(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Return ``a @ b.T`` computed in row chunks of :data:`CHUNK_ROWS`."""
+    """Return ``a @ b.T`` (float64) computed in row chunks of :data:`CHUNK_ROWS`.
+
+    Products of more than :data:`FLOAT32_CROSS_SIZE` multiply-adds run in
+    float32, which halves their time; an assignment only compares the
+    similarities, so their relative error of about 1e-6 only matters for
+    near-ties.
+    """
+    if a.shape[0] * b.shape[0] * a.shape[1] > FLOAT32_CROSS_SIZE:
+        a, b = a.to(torch.float32), b.to(torch.float32)
     if a.shape[0] <= CHUNK_ROWS:
-        return a @ b.T
+        return (a @ b.T).to(torch.float64)
     return torch.cat(
-        [a[i : i + CHUNK_ROWS] @ b.T for i in range(0, len(a), CHUNK_ROWS)]
+        [
+            (a[i : i + CHUNK_ROWS] @ b.T).to(torch.float64)
+            for i in range(0, len(a), CHUNK_ROWS)
+        ]
     )
 
 
@@ -411,20 +430,29 @@ def solve_site(
     return _solve_attention(site, tensors_a, tensors_b)
 
 
-def _same_element(first: SiteElement, second: SiteElement) -> bool:
-    if first.matrix is not None or second.matrix is not None:
-        return bool(np.abs(first.matrix - second.matrix).max() <= BLOCK_CHANGE_TOL)
-    if not np.array_equal(first.perm, second.perm):
+def _is_identity_element(element: SiteElement) -> bool:
+    """True when ``element`` moves nothing (blocks to :data:`BLOCK_CHANGE_TOL`)."""
+    if element.matrix is not None:
+        eye = np.eye(len(element.matrix))
+        return bool(np.abs(element.matrix - eye).max() <= BLOCK_CHANGE_TOL)
+    if not np.array_equal(element.perm, np.arange(len(element.perm))):
         return False
-    for s1, s2 in zip(first.scales, second.scales, strict=True):
-        if not np.array_equal(s1, s2):
-            return False
-    for b1, b2 in ((first.qk, second.qk), (first.vo, second.vo)):
-        if (b1 is None) != (b2 is None):
-            return False
-        if b1 is not None and np.abs(b1 - b2).max() > BLOCK_CHANGE_TOL:
-            return False
+    if any(np.any(scale != 1.0) for scale in element.scales):
+        return False
+    for blocks in (element.qk, element.vo):
+        if blocks is not None:
+            eye = np.broadcast_to(np.eye(blocks.shape[-1]), blocks.shape)
+            if np.abs(blocks - eye).max() > BLOCK_CHANGE_TOL:
+                return False
     return True
+
+
+def compose_elements(site: Site, *elements: SiteElement) -> SiteElement:
+    """Product ``elements[0] @ elements[1] @ ...`` of one site's elements."""
+    product = Transform({site.name: elements[0]}, "")
+    for element in elements[1:]:
+        product = product @ Transform({site.name: element}, "")
+    return product.elements[site.name]
 
 
 def _random_start(
@@ -442,6 +470,36 @@ def _random_start(
     return start
 
 
+def _greedy_start(
+    spec: SymmetrySpec,
+    tensors_a: dict[str, torch.Tensor],
+    tensors_b: dict[str, torch.Tensor],
+    fixed: dict[str, SiteElement],
+) -> dict[str, SiteElement]:
+    """Match the sites once in dependency order, each on its usable actions.
+
+    A site is matched only on the tensors whose other axes belong to sites
+    matched before it (:func:`nn_bridge._canonical.site_order`), so the
+    first sites see no noise from unmatched neighbours. When B is a group
+    element applied to A, this pass alone finds it.
+    """
+    from ._canonical import site_order
+
+    elements = Transform.identity(spec).elements
+    elements.update({name: copy.deepcopy(e) for name, e in fixed.items()})
+    current = apply_element_dict(
+        tensors_b, spec, Transform(elements, spec.fingerprint())
+    )
+    for site, usable, _ in site_order(spec):
+        if site.name in fixed:
+            continue
+        partial = dataclasses.replace(site, actions=usable)
+        element = solve_site(partial, tensors_a, current)
+        current = apply_site(current, site, element)
+        elements[site.name] = element
+    return elements
+
+
 def coordinate_descent(
     spec: SymmetrySpec,
     tensors_a: dict[str, torch.Tensor],
@@ -454,7 +512,7 @@ def coordinate_descent(
 ) -> tuple[Transform, int]:
     """Search the element ``h`` minimizing ``||A - h B||`` by coordinate descent.
 
-    Run 0 starts from the identity (or ``fixed``) in spec order; runs 1 to
+    Run 0 starts from :func:`_greedy_start` and sweeps in spec order; runs 1 to
     ``restarts - 1`` start from random permutations and visit the sites in
     a random order. Sites named in ``fixed`` keep their element. Returns
     the best element found and the sweeps its run took.
@@ -465,7 +523,7 @@ def coordinate_descent(
     free = [site for site in spec.sites if site.name not in fixed]
     for run in range(max(1, restarts)):
         if run == 0:
-            elements = Transform.identity(spec).elements
+            elements = _greedy_start(spec, tensors_a, tensors_b, fixed)
             order = list(free)
         else:
             elements = _random_start(spec, rng)
@@ -475,25 +533,31 @@ def coordinate_descent(
             tensors_b, spec, Transform(elements, spec.fingerprint())
         )
         sweeps = 0
-        for sweeps in range(1, MAX_SWEEPS + 1):
+        distance = relative_distance(tensors_a, current)
+        # A distance at rounding level is the global minimum: no sweep can
+        # improve it, so the confirming sweep is skipped.
+        while distance > EXACT_DISTANCE and sweeps < MAX_SWEEPS:
+            sweeps += 1
             changed = False
             for site in order:
-                old = elements[site.name]
-                without = apply_site(current, site, invert_element(site, old))
-                new = solve_site(site, tensors_a, without)
-                current = apply_site(without, site, new)
-                if not _same_element(old, new):
-                    changed = True
-                elements[site.name] = new
+                # The site's other tensors axes are the same in ``current`` and
+                # in B without this site, so the step solved on ``current``
+                # composes with the old element.
+                step = solve_site(site, tensors_a, current)
+                if _is_identity_element(step):
+                    continue
+                current = apply_site(current, site, step)
+                elements[site.name] = compose_elements(site, step, elements[site.name])
+                changed = True
             if progress is not None:
                 progress("sweep", run, sweeps)
-            if not changed:
+            previous, distance = distance, relative_distance(tensors_a, current)
+            if not changed or previous - distance <= CONVERGED_RTOL * previous:
                 break
-        distance = relative_distance(tensors_a, current)
         logger.debug("run %d: %d sweeps, distance %.6g", run, sweeps, distance)
         if best is None or distance < best[0]:
             best = (distance, Transform(elements, spec.fingerprint()), sweeps)
-        if distance == 0.0:
+        if distance <= EXACT_DISTANCE:
             break
     assert best is not None
     return best[1], best[2]

@@ -129,6 +129,10 @@ class SpaceTable:
         self.monomial: dict[int, str] = {}
         self.constraints: dict[int, list[ImageConstraint]] = {}
         self.notes: dict[int, list[str]] = {}
+        #: Per space, ``(colour of each unit, whole)`` from every op that
+        #: lets units move only within groups; ``whole`` allows moving whole
+        #: groups onto each other too.
+        self.colours: dict[int, list[tuple[np.ndarray, bool]]] = {}
 
     def new(self, size: int, origin: str) -> Space:
         space = Space(len(self.spaces), self.next_unit, int(size), origin)
@@ -155,7 +159,7 @@ class SpaceTable:
     def split(self, space: int, cuts: Sequence[int]) -> list[Space]:
         """Cut one space into consecutive pieces at the unit offsets ``cuts``.
 
-        The units keep their ids: piece ``j`` holds the units from
+        The units keep their ids. Piece ``j`` contains the units from
         ``cuts[j - 1]`` to ``cuts[j] - 1`` of the old space, and the first
         piece keeps the old id. Exclusions, constraints and notes are copied
         to every piece. Only a space joined with no other can be split,
@@ -182,7 +186,15 @@ class SpaceTable:
             for table in (self.excluded, self.monomial, self.constraints, self.notes):
                 if space in table:
                     table[piece.id] = copy.copy(table[space])
+            if space in self.colours:
+                self.colours[piece.id] = [
+                    (colours[start:stop], False) for colours, _ in self.colours[space]
+                ]
             pieces.append(piece)
+        if space in self.colours:
+            self.colours[space] = [
+                (colours[: bounds[1]], False) for colours, _ in self.colours[space]
+            ]
         old.size = bounds[1]
         self._lookup = None
         return pieces
@@ -695,7 +707,9 @@ class Analysis(AttentionRules):
             return None
         if any(isinstance(leaf, Scores) for leaf in labelled):
             if name in ("bmm", "matmul", "baddbmm"):
-                return getattr(self, f"op_{name}")(op, args, kwargs, largs, lkwargs, out)
+                return getattr(self, f"op_{name}")(
+                    op, args, kwargs, largs, lkwargs, out
+                )
             return self.score_op(name, op, args, kwargs, largs, out)
         if name in ("cat", "stack") and any(
             isinstance(piece, ParamRef) for piece in largs[0]
@@ -765,8 +779,8 @@ class Analysis(AttentionRules):
         """Give the parameters concatenated with hidden units those units.
 
         A class token ``cat([cls.expand(n, 1, d), tokens], 1)`` becomes part
-        of the data, so it must move like the tokens it joins: it takes the
-        units of a labelled piece along that piece's unit axis, and gets an
+        of the data, so it must move like the tokens it joins. It takes the
+        units of a labelled piece along that piece's unit axis and gets an
         ``out`` action on the matching parameter axis.
         """
         pieces, values = list(largs[0]), args[0]
@@ -900,13 +914,24 @@ class Analysis(AttentionRules):
             return self.produce(out.shape, 1, outputs, self._origin(weight))
         if weight.tensor.shape[1] == 1 and groups == in_channels:
             return self._depthwise(op, largs[0], weight, bias, out)
+        # TODO: the input channels of group g may move by a permutation of
+        # their own, which reorders axis 1 of only the rows of group g. An
+        # Action moves a whole axis, so these units stay excluded.
         self.exclude_all(
             largs[0],
-            f"{op}: grouped convolution with {groups} groups of several channels",
+            f"{op}: grouped convolution with {groups} groups of several channels "
+            "reads each input group with its own rows",
         )
-        labels = self.produce(out.shape, 1, [], self._origin(weight))
+        outputs = [(weight.name, 0)]
+        if isinstance(bias, ParamRef):
+            outputs.append((bias.name, 0))
+        labels = self.produce(out.shape, 1, outputs, self._origin(weight))
+        channels = out.shape[1]
         for space in labels.spaces(self.table):
-            self.table.exclude(space, f"{op}: output of a grouped convolution")
+            # Output group g reads input group g, so an output channel may
+            # move only inside its group.
+            colours = np.arange(channels) // (channels // groups)
+            self.table.colours.setdefault(space, []).append((colours, False))
         return labels
 
     def _depthwise(self, op, labels, weight, bias, out):
@@ -1045,9 +1070,40 @@ class Analysis(AttentionRules):
         return self.apply_group(labels, None, f"LayerNorm ({op.split(' ')[-1]})")
 
     def op_group_norm(self, op, args, kwargs, largs, lkwargs, out):
-        # TODO: GroupNorm allows permutations that keep each channel in its
-        # group; that needs per-unit colours from the analysis.
-        raise UnsupportedOp(f"{op}: GroupNorm is not supported yet")
+        weight = largs[2] if len(largs) > 2 else lkwargs.get("weight")
+        bias = largs[3] if len(largs) > 3 else lkwargs.get("bias")
+        return self._group_norm(op, largs[0], int(args[1]), weight, bias)
+
+    def op_native_group_norm(self, op, args, kwargs, largs, lkwargs, out):
+        result = self._group_norm(op, largs[0], int(args[6]), largs[1], largs[2])
+        return (result, None, None)
+
+    def _group_norm(self, op, labels, groups, weight, bias):
+        """GroupNorm: permutations within each group and of whole groups.
+
+        The statistics of a group are symmetric functions of its channels,
+        so any permutation inside a group, and any exchange of two whole
+        groups, commutes with the normalisation; ``weight`` and ``bias``
+        move with the channels. Like LayerNorm it allows no scaling.
+        """
+        if labels is None:
+            return None
+        units, reps = self.axis_units(labels, 1, op)
+        group_of = np.arange(len(units)) // (len(units) // groups)
+        for space in self.spaces_along(units):
+            positions = self.positions(units, reps, space, op)
+            colours = group_of[positions]
+            if not bool((colours == colours[:, :1]).all()):
+                raise UnsupportedOp(f"{op}: a unit's replicas lie in several groups")
+            colours = colours[:, 0]
+            # A group with channels of another space cannot move as a whole.
+            mine = np.isin(group_of, np.unique(colours))
+            whole = bool(np.isin(np.flatnonzero(mine), positions.ravel()).all())
+            self.table.colours.setdefault(space.id, []).append((colours, whole))
+            for param in (weight, bias):
+                if isinstance(param, ParamRef):
+                    self.record(param.name, 0, "out", space, positions, [])
+        return self.apply_group(labels, None, f"GroupNorm ({op.split(' ')[-1]})")
 
     # ------------------------------------------------------------------
     # Pooling and reductions

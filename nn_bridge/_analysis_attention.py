@@ -128,9 +128,14 @@ class AttentionRules:
         return scores
 
     def score_op(self, name, op, args, kwargs, largs, out):
-        """An op that reads attention scores: elementwise ops keep them."""
-        from ._analysis import CONVERSIONS, DATA_MOVEMENT, DROPOUTS, Labels
-        from ._analysis import UnsupportedOp
+        """Pass attention scores through an elementwise op, or raise UnsupportedOp."""
+        from ._analysis import (
+            CONVERSIONS,
+            DATA_MOVEMENT,
+            DROPOUTS,
+            Labels,
+            UnsupportedOp,
+        )
 
         scores = [leaf for leaf in largs if isinstance(leaf, Scores)]
         if len(scores) != 1 or any(isinstance(leaf, Labels) for leaf in largs):
@@ -166,9 +171,7 @@ class AttentionRules:
             varies = query.shape[axis] > 1 and not bool(
                 (query == query.narrow(axis, 0, 1)).all()
             )
-            if varies and not bool(
-                (expanded == expanded.narrow(axis, 0, 1)).all()
-            ):
+            if varies and not bool((expanded == expanded.narrow(axis, 0, 1)).all()):
                 # NOTE: a padding mask that MultiheadAttention folds into the
                 # (batch * heads) axis differs per batch element, so it fails
                 # this test although it is the same in every head.
@@ -208,7 +211,7 @@ class AttentionRules:
     def _part_of_space(
         self, op: str, blocks: np.ndarray, label: str
     ) -> tuple[Space, int]:
-        """The space whose consecutive units ``blocks`` (heads x width) are."""
+        """Find the space and start offset of the consecutive units ``blocks``."""
         from ._analysis import UnsupportedOp
 
         found = self.spaces_along(blocks.ravel())
@@ -305,11 +308,11 @@ class AttentionRules:
 
 
 def _core_name(q_space: Space, fused: bool) -> str:
-    """Site name: the module that holds the attention's projections.
+    """Return the site name: the module that contains the projections.
 
     Separate projections (``...attention.self.query``) and GPT-2's fused
-    ``...attn.c_attn`` name the parent module; the fused
-    ``...attn.in_proj_weight`` of ``MultiheadAttention`` names its own.
+    ``...attn.c_attn`` give the parent module. The fused
+    ``...attn.in_proj_weight`` of ``MultiheadAttention`` gives its own.
     """
     origin = q_space.origin
     if fused and not q_space.tensor.endswith(".weight"):

@@ -52,6 +52,7 @@ from torch import nn
 from ._align import (
     apply_element_dict,
     apply_site,
+    compose_elements,
     float_tensors,
     site_rows,
 )
@@ -496,14 +497,6 @@ def _attention_element(
 # Public entry points
 
 
-def _compose(site: Site, *elements: SiteElement) -> SiteElement:
-    """Product ``elements[0] @ elements[1] @ ...`` of one site's elements."""
-    product = Transform({site.name: elements[0]}, "")
-    for element in elements[1:]:
-        product = product @ Transform({site.name: element}, "")
-    return product.elements[site.name]
-
-
 def canonical_element(
     spec: SymmetrySpec, tensors: dict[str, torch.Tensor]
 ) -> tuple[Transform, dict[str, torch.Tensor], list[str]]:
@@ -526,7 +519,7 @@ def canonical_element(
                 perm=perm, scales=tuple(np.ones(site.size) for _ in site.components)
             )
             current = apply_site(current, site, order)
-            element = _compose(site, order, sign, scale)
+            element = compose_elements(site, order, sign, scale)
             unclear |= degenerate or undecided or tied
         elif site.kind == "general_linear":
             element = _linear_element(site, current, usable)

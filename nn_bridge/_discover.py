@@ -6,6 +6,7 @@ import logging
 from collections import defaultdict
 from typing import Any
 
+import numpy as np
 import torch
 import torch.utils._pytree as pytree
 from torch import nn
@@ -161,6 +162,9 @@ def _unit_site(
         for note in table.notes.get(member, []):
             if note not in notes:
                 notes.append(note)
+    colours, whole = _site_colours(table, members)
+    if colours is not None:
+        general = False
     if general:
         orthogonal = any(m in analysis.orthogonal for m in members)
         site_actions = [Action(a.tensor, a.axis, a.side, a.positions) for a in actions]
@@ -199,7 +203,35 @@ def _unit_site(
         )
         for a in actions
     ]
-    return Site(name, "monomial", size, site_actions, tuple(components), notes=notes)
+    return Site(
+        name,
+        "monomial",
+        size,
+        site_actions,
+        tuple(components),
+        colours=colours,
+        notes=notes,
+        permute_colours=whole,
+    )
+
+
+def _site_colours(table: Any, members: list[int]) -> tuple[np.ndarray | None, bool]:
+    """Colours of a unit site from the group structures of its member spaces.
+
+    Units share a colour when every grouping puts them in the same group.
+    Whole groups may move only when a single grouping is present.
+    """
+    found = [entry for member in members for entry in table.colours.get(member, [])]
+    if not found:
+        return None, False
+    stacked = np.stack([colours for colours, _ in found], axis=1)
+    _, inverse = np.unique(stacked, axis=0, return_inverse=True)
+    # NOTE: two different groupings of one site (two GroupNorms with other
+    # group counts) may allow some whole-group moves together. The colours
+    # cannot express them, so only moves within classes are kept.
+    single = len({colours.tobytes() for colours, _ in found}) == 1
+    whole = single and all(flag for _, flag in found)
+    return inverse.ravel().astype(np.int64), whole
 
 
 def _attention_site(

@@ -449,7 +449,7 @@ def _check_permutation(site: Site, perm: np.ndarray | None) -> None:
             landed = np.unique(site.colours[perm[site.colours == colour]])
             if len(landed) != 1:
                 raise TransformError(
-                    f"site {site.name!r}: the permutation splits group {colour!r}"
+                    f"site {site.name!r}: the permutation splits group {int(colour)}"
                 )
             images.append(int(landed[0]))
         if len(set(images)) != len(images):

@@ -161,7 +161,11 @@ def _randomize(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="nn-bridge", description=__doc__.splitlines()[0])
+    parser = _Parser(
+        prog="nn-bridge",
+        description="Inspect the weight-space symmetries of a model, or write "
+        "a transformed copy.",
+    )
     commands = parser.add_subparsers(
         dest="command", required=True, parser_class=_Parser
     )
@@ -205,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NNBridgeError as error:
         print(f"nn-bridge: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    except BrokenPipeError:
+        # The reader of stdout went away (``nn-bridge inspect | head``).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0

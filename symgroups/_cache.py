@@ -143,10 +143,17 @@ def write_cache(results: list[QueryResult], path: Path) -> None:
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and a rename."""
+    """Write JSON to ``path`` through a temporary file and a rename.
+
+    The file gets the permissions a plain ``open`` would give it (``0o666``
+    less the umask), not the owner-only mode of ``mkstemp``.
+    """
     path = Path(path)
     handle, temporary = tempfile.mkstemp(dir=path.parent or ".", prefix=".tmp-")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         with os.fdopen(handle, "w") as stream:
             json.dump(payload, stream, indent=1, sort_keys=False)
             stream.write("\n")

@@ -91,7 +91,13 @@ def certificate_of(result: QueryResult) -> dict[str, Any]:
 def write_certificate(result: QueryResult, path: str | Path) -> dict[str, Any]:
     """Write the certificate of ``result`` to ``path`` atomically and return it."""
     certificate = certificate_of(result)
-    write_json_atomic(Path(path), certificate)
+    try:
+        write_json_atomic(Path(path), certificate)
+    except OSError as exc:
+        raise SymgroupsError(
+            f"cannot write certificate {str(path)!r}: {exc.strerror or exc}; check "
+            "that the folder exists and is writable"
+        ) from None
     return certificate
 
 
@@ -193,6 +199,34 @@ def parse_certificate(
     return expr, group, status, steps
 
 
+def _check_descriptive_fields(
+    certificate: dict[str, Any], expr: sympy.Expr, group: GroupDescription
+) -> None:
+    """Reject readable copies that disagree with what is verified.
+
+    ``activation.text`` and ``description`` are for people; a file whose
+    text names another function or group than the one verified would
+    mislead its reader.
+    """
+    from ._parse import expression_text
+
+    activation = certificate.get("activation")
+    if activation is not None:
+        if not isinstance(activation, dict):
+            raise CertificateError("certificate activation must be an object")
+        text = activation.get("text")
+        if text is not None and text != expression_text(expr):
+            raise VerificationError(
+                f"activation.text {text!r} does not match the expression "
+                f"{expression_text(expr)!r}"
+            )
+    description = certificate.get("description")
+    if description is not None and description != group.describe():
+        raise VerificationError(
+            f"description {description!r} does not match the group ({group.describe()})"
+        )
+
+
 def _verify_parsed(
     expr: sympy.Expr,
     group: GroupDescription,
@@ -281,6 +315,9 @@ def verify_certificate(
         timeout=timeout,
     )
     if outcome.status == "ok":
+        # The readable copies are compared last, so that a false claim is
+        # reported as such rather than as a stale description.
+        _check_descriptive_fields(certificate, expr, group)
         return outcome.value
     if outcome.status == "error" and isinstance(outcome.error, SymgroupsError):
         raise outcome.error

@@ -44,6 +44,7 @@ behind each claim:
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,7 +202,7 @@ def _check_taylor(expr: sympy.Expr, step: dict[str, Any], seconds: float) -> Non
         raise CertificateError(f"taylor side must be both, right or left, got {side!r}")
     claimed: dict[int, sympy.Expr] = {}
     for key, value in step["coefficients"].items():
-        if not (isinstance(key, str) and key.isdigit()):
+        if not (isinstance(key, str) and re.fullmatch(r"[0-9]{1,4}", key)):
             raise CertificateError(f"taylor degrees must be digits, got {key!r}")
         claimed[int(key)] = _number(value, f"taylor coefficient {key}")
     if not claimed:

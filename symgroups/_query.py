@@ -101,14 +101,15 @@ def resolve_activation(
             f"got {spec!r}"
         )
     name = spec.strip()
-    if name in CATALOGUE:
-        return get_activation(name, params)
+    normalised = name.lower().replace("-", "_")
+    if name in CATALOGUE or normalised in CATALOGUE:
+        return get_activation(normalised, params)
     if params:
         raise ParameterError(
             f"--param applies only to catalogue names, and {name!r} is not one "
             "(see 'symgroups list')"
         )
-    if name.isidentifier() and name != "x":
+    if name.isidentifier() and name not in ("x", "pi", "E"):
         # A bare word that is not in the catalogue is most likely a typo.
         return get_activation(name, None)
     return Activation("custom", parse_expression(name))

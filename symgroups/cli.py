@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -195,6 +196,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _fail("interrupted")
         return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (``symgroups list | head``): stop
+        # quietly, and keep Python from complaining again at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 def _fail(message: str) -> None:
@@ -283,12 +290,10 @@ def _print_result(result: Any, payload: dict[str, Any]) -> None:
                 f"{_mu_text(character)}",
             )
         )
-    if result.group is not None and result.group.kind == "degenerate":
-        lines.append(("note", result.group.describe()))
     if result.steps:
-        lines.append(
-            ("proof", f"{len(result.steps)} steps: " + _steps_text(result.steps))
-        )
+        count = len(result.steps)
+        label = "step" if count == 1 else "steps"
+        lines.append(("proof", f"{count} {label}: " + _steps_text(result.steps)))
     evidence = result.evidence
     if evidence.get("passed") is not None:
         lines.append(("evidence", _evidence_text(evidence)))

@@ -173,3 +173,40 @@ def test_verify_missing_file_exits_2(tmp_path):
     completed = run("verify", str(tmp_path / "missing.json"))
     assert completed.returncode == 2
     assert "cannot read" in completed.stderr
+
+
+def test_certify_into_missing_folder_exits_2(tmp_path):
+    completed = run("certify", "relu", "-o", str(tmp_path / "missing" / "relu.json"))
+    assert completed.returncode == 2
+    assert "cannot write certificate" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_certificate_is_readable_by_others(tmp_path):
+    path = tmp_path / "relu.json"
+    run("certify", "relu", "-o", str(path), check_code=0)
+    assert path.stat().st_mode & 0o044 == 0o044
+
+
+def test_catalogue_names_are_normalised():
+    payload = query_json("Leaky-ReLU")
+    assert payload["name"] == "leaky_relu"
+
+
+def test_edited_description_fails(tmp_path):
+    path = tmp_path / "relu.json"
+    run("certify", "relu", "-o", str(path), check_code=0)
+    cert = json.loads(path.read_text())
+    cert["description"] = "all invertible matrices GL_n, phi(A) = A"
+    path.write_text(json.dumps(cert))
+    completed = run("verify", str(path))
+    assert completed.returncode == 1
+    assert "does not match the group" in completed.stderr
+
+
+def test_list_into_closed_pipe_is_quiet():
+    completed = subprocess.run(
+        f"{SCRIPT} list | head -n 1", shell=True, capture_output=True, text=True
+    )
+    assert completed.returncode == 0
+    assert "Traceback" not in completed.stderr

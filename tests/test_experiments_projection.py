@@ -6,19 +6,19 @@ import itertools
 
 import numpy as np
 import pytest
-import symgroups
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from symgroups import Character, GroupDescription
 from torch import nn
 
+import symgroups
 from nn_bridge._errors import InvalidArgumentError
 from nn_bridge.experiments.projection import (
     nearest_scalars,
     project_to_group,
     representation_group,
 )
+from symgroups import Character, GroupDescription
 
 MODULES = {
     "relu": nn.ReLU,
@@ -115,9 +115,7 @@ def test_projection_matches_brute_force(M: np.ndarray, name: str) -> None:
     st.sampled_from(["relu", "tanh", "gelu"]),
     st.integers(0, 2**31),
 )
-def test_projection_beats_sampled_elements(
-    M: np.ndarray, name: str, seed: int
-) -> None:
+def test_projection_beats_sampled_elements(M: np.ndarray, name: str, seed: int) -> None:
     if np.linalg.norm(M) < 1e-6:
         M = M + np.eye(5)
     group = group_of(name)

@@ -6,12 +6,13 @@ the others. The representations come from real trained MLPs.
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import numpy as np
 import pytest
-import symgroups
 
+import symgroups
 from nn_bridge._errors import InvalidArgumentError
 from nn_bridge.experiments import (
     TrainConfig,
@@ -33,10 +34,13 @@ INVARIANT_TOL = 1e-6
 CHANGED = 1e-2
 
 
+@functools.cache
 def representation(activation: str, seed: int, family: str = "mlp") -> np.ndarray:
     model = train_model(family, activation, seed, TrainConfig(epochs=5)).build()
     data = load_digits_split()
-    return as_unit_matrix(capture(model, "act1", data.x_test).numpy())
+    X = as_unit_matrix(capture(model, "act1", data.x_test).numpy())
+    X.setflags(write=False)
+    return X
 
 
 @pytest.fixture(scope="module")

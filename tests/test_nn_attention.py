@@ -55,7 +55,9 @@ def assert_preserved(model: nn.Module, spec: SymmetrySpec, inputs, seeds=3) -> N
 
 def fibre_rows(site, tensor: str) -> dict[str, list[int]]:
     return {
-        a.fibre: a.positions.ravel().tolist() for a in site.actions if a.tensor == tensor
+        a.fibre: a.positions.ravel().tolist()
+        for a in site.actions
+        if a.tensor == tensor
     }
 
 

@@ -86,19 +86,67 @@ def test_depthwise_conv_moves_with_its_channels(multiplier: int) -> None:
     assert scalar_kinds(spec, "a") == ["positive"]
 
 
-def test_grouped_conv_is_excluded_with_reason() -> None:
+def test_grouped_conv_outputs_move_within_groups() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(
-        nn.Conv2d(2, 4, 1),
+        nn.Conv2d(2, 6, 1),
         nn.ReLU(),
-        nn.Conv2d(4, 4, 1, groups=2),
+        nn.Conv2d(6, 6, 1, groups=2),
         nn.ReLU(),
-        nn.Conv2d(4, 1, 1),
+        nn.Conv2d(6, 1, 1),
     ).eval()
     spec = discover_and_check(model, (torch.randn(1, 2, 3, 3),))
     reasons = " ".join(e.reason for e in spec.excluded)
+    # The input channels of a group are read by that group's rows only.
     assert "grouped convolution with 2 groups" in reasons
-    assert "2.weight" in spec.invariant
+    assert "0.weight" in spec.invariant
+    site = spec.site("2")
+    assert site.colours.tolist() == [0, 0, 0, 1, 1, 1]
+    assert not site.permute_colours
+    assert scalar_kinds(spec, "2") == ["positive"]
+    perm = spec.sample(seed=0).elements["2"].perm
+    assert sorted(perm[:3]) == [0, 1, 2]
+
+
+class GroupNormNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 8, 3, padding=1)
+        self.norm = nn.GroupNorm(4, 8)
+        self.b = nn.Conv2d(8, 2, 1)
+
+    def forward(self, x):
+        return self.b(F.relu(self.norm(self.a(x))))
+
+
+def test_groupnorm_moves_whole_groups() -> None:
+    torch.manual_seed(0)
+    spec = discover_and_check(GroupNormNet().eval(), (torch.randn(2, 3, 5, 5),), 5)
+    site = spec.site("a")
+    assert site.colours.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert site.permute_colours
+    assert scalar_kinds(spec, "a") == ["trivial"]
+    tensors = {a.tensor for a in site.actions}
+    assert {"a.weight", "a.bias", "norm.weight", "norm.bias", "b.weight"} <= tensors
+    # Some seed moves a group to another place, not only within itself.
+    perms = [spec.sample(seed=seed).elements["a"].perm for seed in range(5)]
+    assert any(perm[0] // 2 != 0 for perm in perms)
+    assert "4 whole groups" in site.describe_group()
+
+
+def test_groupnorm_rejects_split_group() -> None:
+    from nn_bridge import TransformError
+
+    torch.manual_seed(0)
+    model = GroupNormNet().double().eval()
+    spec = find_symmetries(model, (torch.randn(2, 3, 5, 5).double(),))
+    transform = spec.identity()
+    # Swapping channels 1 and 2 puts group 0's second channel into group 1.
+    transform.elements["a"].perm[[1, 2]] = [2, 1]
+    with pytest.raises(TransformError, match="splits group 0"):
+        transform.check_fits(spec)
+    transform.elements["a"].perm[[0, 1, 2, 3]] = [2, 3, 0, 1]
+    transform.check_fits(spec)
 
 
 class BatchNormNet(nn.Module):
@@ -308,7 +356,11 @@ def test_multihead_attention_fused_projection_is_split() -> None:
         if a.tensor == "attn.in_proj_weight"
     }
     # in_proj_weight stacks the query, key and value rows in that order.
-    assert fused == {"q": list(range(8)), "k": list(range(8, 16)), "v": list(range(16, 24))}
+    assert fused == {
+        "q": list(range(8)),
+        "k": list(range(8, 16)),
+        "v": list(range(16, 24)),
+    }
     assert "attn.in_proj_weight" not in spec.invariant
     assert "attn.in_proj_bias" not in spec.invariant
 

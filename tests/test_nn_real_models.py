@@ -31,6 +31,11 @@ from symgroups._errors import ParameterError, SymgroupsError
 FLOAT64_ATOL = 1e-9
 FLOAT64_RTOL = 1e-7
 
+#: Models whose sites include orthogonal per-head maps applied to float32
+#: weights: each transformed weight is rounded to float32 once, so outputs move
+#: by about float32 epsilon times the weight scale.
+ROUNDED_CASES = {"tiny_gpt2": (1e-6, 1e-5), "tiny_vit": (1e-6, 1e-5)}
+
 #: Max deviation of MiniLM sentence embeddings (unit vectors) in float32.
 MINILM_EMBEDDING_ATOL = 1e-5
 
@@ -592,9 +597,10 @@ def test_random_group_elements_preserve_outputs(case: str) -> None:
         for name in HIDDEN_TENSORS[case]:
             assert name in changed, f"seed {seed}: {name} unchanged"
         report = check_function_preserved(model, transformed, inputs)
+        atol, rtol = ROUNDED_CASES.get(case, (FLOAT64_ATOL, FLOAT64_RTOL))
         assert report.ok, f"seed {seed}: {report}"
-        assert report.max_abs <= FLOAT64_ATOL, f"seed {seed}: {report}"
-        assert report.max_rel <= FLOAT64_RTOL, f"seed {seed}: {report}"
+        assert report.max_abs <= atol, f"seed {seed}: {report}"
+        assert report.max_rel <= rtol, f"seed {seed}: {report}"
 
 
 def test_apply_transform_check_accepts_onet() -> None:

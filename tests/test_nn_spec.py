@@ -256,3 +256,20 @@ def test_lognormal_scalings_and_bad_mode() -> None:
     assert np.allclose(np.log2(dyadic), np.rint(np.log2(dyadic)))
     with pytest.raises(TransformError, match="scalings must be one of"):
         spec.sample(seed=0, scalings="uniform")
+
+
+def test_spec_json_keeps_group_colours() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 1), nn.GroupNorm(2, 4), nn.ReLU(), nn.Conv2d(4, 2, 1)
+    ).double()
+    x = (torch.randn(2, 3, 4, 4, dtype=torch.float64),)
+    spec = find_symmetries(model, x, resolver=RESOLVER)
+    again = SymmetrySpec.from_json(json.dumps(spec.to_json()))
+    site = again.site("0")
+    assert site.colours.tolist() == [0, 0, 1, 1]
+    assert site.permute_colours
+    legacy = spec.to_json()
+    for entry in legacy["sites"]:
+        del entry["permute_colours"]
+    assert not SymmetrySpec.from_json(legacy).site("0").permute_colours

@@ -32,7 +32,7 @@ DEFAULT_OUTPUT = "experiment-results"
 
 
 class UsageError(Exception):
-    """A command-line value is invalid; the message is the one line to print."""
+    """An invalid command-line value, whose message is the one line to print."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -135,9 +135,7 @@ def _positive_int(text: str, option: str, minimum: int) -> int:
     except ValueError:
         value = minimum - 1
     if value < minimum:
-        raise UsageError(
-            f"invalid {option} {text!r}: expected an integer >= {minimum}"
-        )
+        raise UsageError(f"invalid {option} {text!r}: expected an integer >= {minimum}")
     return value
 
 
@@ -187,8 +185,7 @@ def _prepare_directory(text: str, option: str) -> Path:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UsageError(
-            f"invalid {option} {text!r}: cannot create the directory "
-            f"({error.strerror})"
+            f"invalid {option} {text!r}: cannot create the directory ({error.strerror})"
         ) from None
     if not os.access(path, os.W_OK):
         raise UsageError(f"invalid {option} {text!r}: the directory is not writable")
@@ -202,7 +199,7 @@ def run_experiment_command(args: argparse.Namespace) -> int:
     1 with one line when the sweep fails, for example when the Dask scheduler
     cannot be reached.
     """
-    from .sweep import DASK_SCHEDULER_ENV, Executor
+    from .sweep import DASK_SCHEDULER_ENV
 
     try:
         config = _config(args)
@@ -219,11 +216,12 @@ def run_experiment_command(args: argparse.Namespace) -> int:
     scheduler = args.dask_scheduler or os.environ.get(DASK_SCHEDULER_ENV) or None
     progress = not args.no_progress and sys.stderr.isatty()
     try:
-        document = _run_sweep(args.experiment_command, config, jobs, scheduler, progress)
+        document = _run_sweep(
+            args.experiment_command, config, jobs, scheduler, progress
+        )
     except (OSError, TimeoutError) as error:
         print(
-            f"{PROGRAM}: error: sweep failed on "
-            f"{scheduler or 'joblib'}: {error}",
+            f"{PROGRAM}: error: sweep failed on {scheduler or 'joblib'}: {error}",
             file=sys.stderr,
         )
         return 1

@@ -143,9 +143,7 @@ def align_to_group(
         ratio = np.where(squared_x[:, None] > 0, inner / squared_x[:, None], 1.0)
     floor = POSITIVE_FLOOR * max(float(np.max(np.abs(ratio))), 1.0)
     scale = nearest_scalars(ratio, representation_group, floor)
-    cost = (
-        squared_x[:, None] * scale**2 - 2.0 * scale * inner + squared_y[None, :]
-    )
+    cost = squared_x[:, None] * scale**2 - 2.0 * scale * inner + squared_y[None, :]
     rows, cols = linear_sum_assignment(cost)
     g = np.zeros((X.shape[1], X.shape[1]))
     g[rows, cols] = scale[rows, cols]

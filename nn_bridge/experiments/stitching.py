@@ -129,6 +129,11 @@ def layer_group(model: nn.Module, layer: str) -> GroupDescription:
             f"invalid layer {layer!r}: module {type(module).__name__} is not a "
             f"recognised activation ({error})"
         ) from None
+    if activation is None:
+        raise InvalidArgumentError(
+            f"invalid layer {layer!r}: module {type(module).__name__} is not a "
+            "recognised activation; expected the path of an activation module"
+        )
     result = symgroups.query(activation)
     if result.group is None:
         raise NNBridgeError(
@@ -404,7 +409,9 @@ def stitch_kinds(
     with single_thread():
         stitcher = _Stitcher(model_a, model_b, layer, data, seed)
         results = {kind: stitcher.run(kind) for kind in kinds}
-    logger.debug("stitched at %s: %s", layer, {k: r.accuracy for k, r in results.items()})
+    logger.debug(
+        "stitched at %s: %s", layer, {k: r.accuracy for k, r in results.items()}
+    )
     return results
 
 

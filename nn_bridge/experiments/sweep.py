@@ -25,8 +25,12 @@ from .._errors import InvalidArgumentError
 from .data import load_digits_split
 from .models import ACTIVATIONS, FAMILIES, hidden_layers
 from .projection import representation_group
-from .similarity import as_unit_matrix, group_dissimilarity, linear_cka
-from .similarity import procrustes_distance
+from .similarity import (
+    as_unit_matrix,
+    group_dissimilarity,
+    linear_cka,
+    procrustes_distance,
+)
 from .stitching import STITCH_KINDS, capture, layer_group, stitch_kinds
 from .train import TrainConfig, TrainedModel, single_thread, train_model
 
