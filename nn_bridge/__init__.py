@@ -6,7 +6,9 @@ element; :func:`apply_transform` moves the weights by it and checks, with
 :func:`check_function_preserved`, that the outputs stay the same.
 """
 
+from ._align import AlignmentResult, align
 from ._apply import apply_transform
+from ._canonical import CanonicalForm, canonicalize
 from ._check import OutputDeviation, PreservationReport, check_function_preserved
 from ._discover import capture_graph, find_symmetries
 from ._errors import (
@@ -19,12 +21,19 @@ from ._errors import (
     TransformError,
 )
 from ._groups import ActivationGroup, SymgroupsResolver, fixed_group_resolver
+from ._merge import InterpolationResult, interpolate
 from ._scalars import Char, ScalarGroup
 from ._spec import Action, Component, ExcludedSite, Site, SymmetrySpec, TensorInfo
 from ._transform import SiteElement, Transform
 
 __all__ = [
     "Action",
+    "AlignmentResult",
+    "CanonicalForm",
+    "InterpolationResult",
+    "align",
+    "canonicalize",
+    "interpolate",
     "ActivationGroup",
     "CaptureError",
     "Char",

@@ -192,6 +192,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     randomize.add_argument("--input-shape", help=shape_help)
     randomize.set_defaults(run=_randomize)
+
+    from ._align_cli import add_commands as add_alignment_commands
+
+    add_alignment_commands(commands)
+
+    from .experiments.cli import add_experiment_commands, run_experiment_command
+
+    experiment = commands.add_parser(
+        "experiment",
+        help="run the stitching or similarity experiment on the digits data",
+        description="Train small networks from several seeds on the digits data "
+        "and test how their hidden representations relate.",
+    )
+    experiment_commands = experiment.add_subparsers(
+        dest="experiment_command", required=True, parser_class=_Parser
+    )
+    add_experiment_commands(experiment_commands)
+    experiment.set_defaults(run=run_experiment_command)
     return parser
 
 
