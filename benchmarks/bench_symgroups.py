@@ -55,9 +55,8 @@ def catalogue() -> None:
     print("|---|---|---|---|")
     for result in results:
         name = result.activation.name
-        print(
-            f"| {name} | {result.status} | {result.describe()} | {seconds[name]:.2f} |"
-        )
+        group = result.describe().replace("|", "\\|")  # |A| inside a table cell
+        print(f"| {name} | {result.status} | {group} | {seconds[name]:.2f} |")
     print(f"| **total** | | | **{sum(seconds.values()):.1f}** |")
     print()
 

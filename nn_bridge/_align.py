@@ -10,12 +10,13 @@
    positive or nonzero scalings gets unit-norm slices, the scale being pushed
    into the tensors on the other side. Two models that differ by a group
    element differ by a permutation and signs after this step.
-2. Coordinate descent over the sites matches the rest: a linear assignment
-   problem per unit site (``scipy.optimize.linear_sum_assignment``), where
-   the similarity of two units is the best over the allowed sign patterns,
-   and an orthogonal Procrustes problem per general linear block (per head
-   for attention sites). Several random starts and site orders are tried and
-   the best objective is kept.
+2. Coordinate descent over the sites matches the rest. A unit site solves a
+   linear assignment problem (``scipy.optimize.linear_sum_assignment``) in
+   which two units score the best similarity over the allowed sign
+   patterns. A general linear block (one per head for attention sites)
+   solves an orthogonal Procrustes problem. The first run starts from a
+   greedy pass in dependency order, further runs from random permutations
+   and site orders, and the best objective is kept.
 3. The result is ``g_A^-1 @ h @ g_B``: B's normalization, the match, and the
    inverse of A's normalization.
 
@@ -49,12 +50,12 @@ logger = logging.getLogger(__name__)
 #: Alignment methods of :func:`align`.
 METHODS = ("weights", "activations")
 
-#: Default number of coordinate-descent runs: the first starts from the
-#: identity in spec order, the others from random permutations and orders.
+#: Default number of coordinate-descent runs: the first starts from a greedy
+#: pass in dependency order, the others from random permutations and orders.
 DEFAULT_RESTARTS = 3
 
 #: Upper bound on sweeps over all sites in one coordinate-descent run. A run
-#: stops earlier at the first sweep that changes no site.
+#: stops earlier at the first sweep that changes no site or barely helps.
 MAX_SWEEPS = 50
 
 #: Penalty added to the cost of pairing units of different colours, so that
@@ -90,7 +91,7 @@ class ArchitectureMismatchError(ModelMismatchError):
 
 @dataclass(frozen=True)
 class SiteStatistics:
-    """What the alignment did to one site.
+    """Statistics of one site after alignment.
 
     ``moved`` counts units (heads, for attention) that changed position,
     ``flipped`` the units whose scale became negative, and ``similarity``
@@ -755,9 +756,10 @@ def align(
     """Find a group element that moves ``model_b``'s weights towards ``model_a``'s.
 
     The law: ``result.aligned`` computes the same function as ``model_b``
-    (checked on ``example_inputs`` when ``check=True``), and
-    ``result.objective_after <= result.objective_before`` unless the search
-    finds nothing better than the identity, which it also tries. When
+    (checked on ``example_inputs`` when ``check=True``). The search
+    minimizes the distance between scale-normalized weights, so
+    ``objective_after`` (on the original weights) is usually, but not
+    provably, below ``objective_before``. When
     ``model_b`` is ``t @ model_a`` for a group element ``t`` that the search
     reaches (permutations, signs, positive or nonzero scalings, orthogonal
     blocks), ``result.aligned`` has ``model_a``'s weights up to rounding.

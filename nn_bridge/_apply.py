@@ -98,7 +98,10 @@ def _apply_blocks(
     """Apply ``(P kron I) blockdiag(B)`` to the rows of ``action``.
 
     Row block ``h`` (rows ``h*b .. h*b+b-1``) goes to block ``perm[h]`` after
-    multiplication by ``blocks[h]``; ``in`` actions use ``blocks^-T``.
+    multiplication by ``blocks[h]``; ``in`` actions use ``blocks^-T``. The
+    products run in the tensor's own dtype as one batched matrix product
+    (``torch.bmm``), so a float32 weight gets the rounding of one float32
+    product of length ``b`` per entry.
     """
     positions = action.positions
     heads = len(perm)
@@ -108,20 +111,39 @@ def _apply_blocks(
         blocks = np.swapaxes(np.linalg.inv(blocks), 1, 2)
     moved = tensor.movedim(action.axis, 0)
     rest = moved.shape[1:]
-    source = torch.as_tensor(positions.ravel(), device=tensor.device)
-    values = moved.index_select(0, source).reshape(heads, width, replicas, -1)
+    device = tensor.device
+    if np.array_equal(positions.ravel(), np.arange(moved.shape[0])):
+        # The action covers the whole axis in order, so block j of the result
+        # is blocks[h] times source block h = perm^-1(j): one gather suffices.
+        inverse = np.argsort(perm)
+        source = positions.reshape(heads, width, replicas)[inverse].ravel()
+        values = moved.index_select(0, torch.as_tensor(source, device=device))
+        values = values.reshape(heads, width, -1)
+        if blocks is not None:
+            matrices = torch.as_tensor(
+                blocks[inverse], dtype=tensor.dtype, device=device
+            )
+            values = torch.bmm(matrices, values)
+        return values.reshape(moved.shape).movedim(0, action.axis)
+    source = torch.as_tensor(positions.ravel(), device=device)
+    values = moved.index_select(0, source).reshape(heads, width, -1)
     if blocks is not None:
-        # Products in float64, rounded once to the tensor's dtype, so that a
-        # float32 weight carries one rounding error per entry.
-        wide = torch.promote_types(tensor.dtype, torch.float64)
-        matrices = torch.as_tensor(blocks, dtype=wide, device=tensor.device)
-        product = torch.einsum("hij,hjrk->hirk", matrices, values.to(wide))
-        values = product.to(tensor.dtype)
+        matrices = torch.as_tensor(blocks, dtype=tensor.dtype, device=device)
+        values = torch.bmm(matrices, values)
+    values = values.reshape(heads, width, replicas, -1)
     target = positions.reshape(heads, width, replicas)[perm].ravel()
-    result = moved.clone()
-    result[torch.as_tensor(target, device=tensor.device)] = values.reshape(
-        rows * replicas, *rest
-    )
+    if len(target) == moved.shape[0]:
+        # The action covers every row of the axis: gather the new rows in
+        # their final order instead of copying the tensor and scattering.
+        order = np.empty_like(target)
+        order[target] = np.arange(len(target))
+        flat = values.reshape(rows * replicas, *rest)
+        result = flat.index_select(0, torch.as_tensor(order, device=device))
+    else:
+        result = moved.clone()
+        result[torch.as_tensor(target, device=device)] = values.reshape(
+            rows * replicas, *rest
+        )
     return result.movedim(0, action.axis)
 
 

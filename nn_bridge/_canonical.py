@@ -13,9 +13,10 @@ actions, below) no longer change under the sites still to come:
    ``out`` and -1 for ``in``. With one probe this gives unit-norm incoming
    weights, and the scale moves to the outgoing side.
 2. Sign: for every component whose group contains -1, the sign makes the
-   largest-magnitude entry of the first usable action that isolates it
-   positive; entries whose magnitudes agree to :data:`TIE_RTOL` form a tie
-   class, and the first class whose signs do not cancel decides.
+   largest-magnitude entry positive in the first usable action that
+   isolates the component. Entries whose magnitudes agree to
+   :data:`TIE_RTOL` form a tie class, and the first class whose signs do
+   not cancel decides.
 3. Order: units are sorted lexicographically by the sums and sums of
    squares of their rows in the usable actions, each rounded to
    :data:`KEY_DIGITS` significant digits.
@@ -179,9 +180,9 @@ def _ready(site: Site, usable: list[Action]) -> bool:
 def site_order(spec: SymmetrySpec) -> list[tuple[Site, list[Action], bool]]:
     """Sites in canonicalization order with their usable actions.
 
-    Each entry is ``(site, usable actions, exact)``; ``exact`` is False when
-    no remaining site was ready and one was taken with the actions it had,
-    so its rule may depend on sites that come later.
+    Each entry is ``(site, usable actions, exact)``. ``exact`` is False when
+    no remaining site was ready, so the first one was taken with the actions
+    it had and its rule may depend on sites that come later.
     """
     acting = _axis_sites(spec)
     done: set[str] = set()
@@ -333,7 +334,7 @@ def solve_signs(
 ) -> tuple[SiteElement, bool]:
     """Return the element that applies the sign rule to one unit site.
 
-    Components are fixed one at a time; a component is fixed with the usable
+    Components are fixed one at a time. Each is fixed with the usable
     actions whose sign depends on it and on no component still open. The
     second value is True when some unit stayed undecided.
     """

@@ -90,7 +90,7 @@ def _batches(data: Any) -> list[tuple[Any, torch.Tensor]]:
 
 
 def _scores(output: Any) -> torch.Tensor:
-    """The tensor to score: the output, its ``logits`` or its first element."""
+    """Select the tensor to score: the output, its ``logits`` or its first element."""
     if isinstance(output, torch.Tensor):
         return output
     logits = getattr(output, "logits", None)
@@ -138,8 +138,8 @@ def reset_batchnorm(model: nn.Module, batches: Sequence[tuple[Any, Any]]) -> boo
     """Re-estimate every BatchNorm's running statistics on ``batches``, in place.
 
     The statistics are reset and then accumulated as the plain average over
-    the batches (``momentum=None``); each layer's momentum is restored and
-    the model is left in eval mode. Returns False when the model has no
+    the batches (``momentum=None``). Each layer's momentum is restored
+    afterwards, and the model is left in eval mode. Returns False when the model has no
     BatchNorm layer.
     """
     norms = [m for m in model.modules() if isinstance(m, _BATCHNORM_TYPES)]

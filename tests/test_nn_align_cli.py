@@ -279,3 +279,34 @@ def test_subprocess_exit_status_and_stderr(tmp_path):
     assert completed.stdout == ""
     assert completed.stderr.count("\n") == 1
     assert "models differ at tensor '0.weight'" in completed.stderr
+
+
+@pytest.mark.slow
+def test_align_minilm_directory_recovers_planted(tmp_path, capsys):
+    from nn_bridge import pretrained
+
+    directory = str(pretrained.minilm_path())
+    model, tokenizer = pretrained.load_minilm()
+    inputs = pretrained.minilm_inputs(tokenizer)
+    spec = find_symmetries(model, inputs)
+    weights = tmp_path / "moved.safetensors"
+    save_model(apply_transform(model, spec, spec.sample(4)), str(weights))
+    output = tmp_path / "aligned.safetensors"
+    status, out, err = run_main(
+        capsys,
+        "align",
+        directory,
+        str(weights),
+        "--arch",
+        directory,
+        "--restarts",
+        "1",
+        "-o",
+        str(output),
+    )
+    assert status == 0, err
+    assert json.loads(out)["objective_after"] < 1e-12
+    aligned, _ = pretrained.load_minilm()
+    load_weights(aligned, str(output))
+    for name, value in model.state_dict().items():
+        assert torch.allclose(aligned.state_dict()[name], value, atol=1e-6), name

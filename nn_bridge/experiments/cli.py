@@ -102,6 +102,13 @@ def _add_common_options(parser: argparse.ArgumentParser, name: str) -> None:
         action="store_true",
         help="draw no progress bar (none is drawn when stderr is not a terminal)",
     )
+    parser.add_argument(
+        "--from-results",
+        default=None,
+        metavar="RESULTS_JSON",
+        help="skip the sweep and draw the figures of an existing results.json "
+        "written by this subcommand",
+    )
     parser.set_defaults(experiment_command=name)
 
 
@@ -213,6 +220,14 @@ def run_experiment_command(args: argparse.Namespace) -> int:
     except UsageError as error:
         print(f"{PROGRAM}: error: {error}", file=sys.stderr)
         return 2
+    if args.from_results is not None:
+        try:
+            document = _read_results(args.from_results, args.experiment_command)
+        except UsageError as error:
+            print(f"{PROGRAM}: error: {error}", file=sys.stderr)
+            return 2
+        _plot(args.experiment_command, document, figures)
+        return 0
     scheduler = args.dask_scheduler or os.environ.get(DASK_SCHEDULER_ENV) or None
     progress = not args.no_progress and sys.stderr.isatty()
     try:
@@ -232,6 +247,23 @@ def run_experiment_command(args: argparse.Namespace) -> int:
     _plot(args.experiment_command, document, figures)
     logger.info("wrote %s", output / "results.json")
     return 0
+
+
+def _read_results(text: str, command: str) -> dict[str, Any]:
+    try:
+        with open(text, encoding="utf-8") as stream:
+            document = json.load(stream)
+    except (OSError, ValueError) as error:
+        raise UsageError(
+            f"invalid --from-results {text!r}: cannot read it as JSON ({error})"
+        ) from None
+    found = document.get("experiment") if isinstance(document, dict) else None
+    if found != command:
+        raise UsageError(
+            f"invalid --from-results {text!r}: it contains experiment {found!r}, "
+            f"expected results.json of {command!r}"
+        )
+    return document
 
 
 def _run_sweep(

@@ -41,6 +41,7 @@ def save_figure(figure: Any, path: Path) -> None:
     )
     os.close(handle)
     try:
+        figure.tight_layout()
         figure.savefig(temporary, dpi=DPI, bbox_inches="tight")
         apply_umask_mode(temporary)
         os.replace(temporary, path)
@@ -197,16 +198,22 @@ def plot_similarity(results: dict[str, Any], directory: Path) -> list[Path]:
         rows = table["rows"]
         measures = [key for key in rows[0] if key != "transform"]
         values = np.array([[row[m] for m in measures] for row in rows])
-        axis.imshow(values > INVARIANCE_THRESHOLD, cmap="RdYlGn_r", vmin=0, vmax=1)
+        axis.imshow(
+            values > INVARIANCE_THRESHOLD,
+            cmap="RdYlGn_r",
+            vmin=0,
+            vmax=1,
+            aspect="auto",
+        )
         for (i, j), value in np.ndenumerate(values):
-            axis.text(j, i, f"{value:.2g}", ha="center", va="center", fontsize=7)
+            axis.text(j, i, f"{abs(value):.1g}", ha="center", va="center", fontsize=7)
         axis.set_xticks(range(len(measures)))
         axis.set_xticklabels(measures, rotation=45, ha="right", fontsize=7)
         axis.set_yticks(range(len(rows)))
         labels = [row["transform"] for row in rows] if axis is axes[0][0] else []
         axis.set_yticklabels(labels, fontsize=7)
         axis.set_title(f"{table['activation']} ({table['family']} {table['layer']})")
-    figure.suptitle("d(X, X T): green = invariant (below 1e-6)", fontsize=9)
+    figure.suptitle("|d(X, X T)| per measure: green = invariant (below 1e-6)", fontsize=9)
     path = directory / "similarity_invariance.png"
     save_figure(figure, path)
     written.append(path)
