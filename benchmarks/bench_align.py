@@ -18,7 +18,7 @@ Markdown tables with the command, date and machine:
 ``rebasin`` (PyPI, 0.0.47 when written) is not a dependency of this project:
 install it with ``pip install --no-deps rebasin`` and then its imports
 (``torchview``, ``graphviz``) with ``pip install -c constraints.txt``. When
-it is missing or fails on a model, the tables say so in its columns.
+it is missing or fails on a model, its columns show that instead.
 """
 
 from __future__ import annotations

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from symgroups._files import atomic_write  # noqa: F401  (re-exported for nn_bridge)
 
 from ._errors import TransformError
 from ._scalars import ScalarGroup
@@ -301,25 +302,6 @@ class Transform:
             name: SiteElement.from_arrays(arrays) for name, arrays in grouped.items()
         }
         return cls(elements, fingerprint, metadata)
-
-
-def atomic_write(path: str | os.PathLike[str], write: Any) -> None:
-    """Call ``write(temporary_path)`` and move the result onto ``path``.
-
-    The temporary file lives in the target directory so that
-    :func:`os.replace` is atomic; it is removed if ``write`` raises.
-    """
-    target = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(target))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, target)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 # ----------------------------------------------------------------------

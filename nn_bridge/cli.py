@@ -14,6 +14,7 @@ import argparse
 import importlib
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -23,6 +24,9 @@ logger = logging.getLogger(__name__)
 
 #: Text tokenised for the example inputs of a transformers model.
 EXAMPLE_SENTENCE = "The quick brown fox jumps over the lazy dog."
+
+#: Largest number of elements of a random example input (``--input-shape``).
+MAX_INPUT_ELEMENTS = 10**8
 
 #: Shape of random token ids when the directory has no usable tokenizer.
 RANDOM_IDS_SHAPE = (1, 8)
@@ -98,14 +102,42 @@ def _load_factory(spec: str, shape: tuple[int, ...] | None) -> tuple[Any, Any]:
         factory = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as error:
         raise UsageError(f"cannot import {spec!r}: {error}") from None
-    model = factory()
+    if not callable(factory):
+        raise UsageError(f"{spec!r} is not callable; expected a model factory")
+    try:
+        model = factory()
+    except Exception as error:  # user code: report it in one line
+        raise UsageError(
+            f"factory {spec!r} failed: {type(error).__name__}: {error}"
+        ) from None
     if not isinstance(model, nn.Module):
         raise UsageError(
             f"{spec!r} returned {type(model).__name__}, expected a torch.nn.Module"
         )
     model.eval()
+    elements = math.prod(shape)
+    if elements > MAX_INPUT_ELEMENTS:
+        raise UsageError(
+            f"invalid --input-shape {shape}: {elements} elements; at most "
+            f"{MAX_INPUT_ELEMENTS} are accepted"
+        )
+    # The probe input takes the dtype of the model's floating parameters.
+    dtypes = [p.dtype for p in model.parameters() if p.is_floating_point()]
+    dtype = dtypes[0] if dtypes else torch.float32
     generator = torch.Generator().manual_seed(0)
-    return model, (torch.randn(shape, generator=generator),)
+    return model, (torch.randn(shape, generator=generator, dtype=dtype),)
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"invalid seed {text!r}: expected a nonnegative integer"
+        )
+    return value
 
 
 def load_model(model: str, input_shape: str | None) -> tuple[Any, Any]:
@@ -140,6 +172,8 @@ def _randomize(args: argparse.Namespace) -> int:
     from . import apply_transform, find_symmetries
     from ._transform import atomic_write
 
+    if os.path.isdir(args.output):
+        raise UsageError(f"invalid -o {args.output!r}: it is a directory, not a file")
     directory = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(directory):
         raise UsageError(
@@ -188,7 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", required=True, help="safetensors file to write (atomically)"
     )
     randomize.add_argument(
-        "--seed", type=int, default=0, help="seed of the group element (default 0)"
+        "--seed",
+        type=_seed,
+        default=0,
+        help="seed of the group element, a nonnegative integer (default 0)",
     )
     randomize.add_argument("--input-shape", help=shape_help)
     randomize.set_defaults(run=_randomize)
@@ -232,3 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except (RuntimeError, ValueError, TypeError, OSError, MemoryError) as error:
+        # Errors from torch or from the user's model: one line, no traceback.
+        message = " ".join(str(error).split())
+        print(f"nn-bridge: error: {type(error).__name__}: {message}", file=sys.stderr)
+        return 1

@@ -142,6 +142,8 @@ class _Prover:
             return self.result
         self.find_kink()
         self.expand_germs()
+        if self.current().positive is None and self.taylor:
+            self.keep({"claim": "nonzero_at_zero"})
         if self.current().positive is None:
             self.try_positive_scaling()
         if self.current().reflection is None:
@@ -345,7 +347,9 @@ class _Prover:
             mirrored = self.numeric(self.expr.subs(X, -q))
             if value is None or mirrored is None:
                 continue
-            scale = 1e-9 * (1 + abs(value))
+            # Relative to the values themselves, so that 1e-39*Max(0, x) is
+            # treated like Max(0, x); the exact check decides in the end.
+            scale = 1e-9 * max(abs(value), abs(mirrored))
             if even_witness is None and abs(mirrored - value) > scale:
                 even_witness = q
             if odd_witness is None and abs(mirrored + value) > scale:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from importlib import resources
@@ -24,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import sympy
 
 from ._activation import Activation
+from ._files import atomic_write
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -143,22 +142,11 @@ def write_cache(results: list[QueryResult], path: Path) -> None:
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and a rename.
+    """Write ``payload`` as indented JSON to ``path`` atomically."""
 
-    The file gets the permissions a plain ``open`` would give it (``0o666``
-    less the umask), not the owner-only mode of ``mkstemp``.
-    """
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent or ".", prefix=".tmp-")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        with os.fdopen(handle, "w") as stream:
+    def write(temporary: str) -> None:
+        with open(temporary, "w", encoding="utf-8") as stream:
             json.dump(payload, stream, indent=1, sort_keys=False)
             stream.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+
+    atomic_write(path, write)

@@ -17,11 +17,12 @@ from typing import Any
 
 import sympy
 
+from ._analysis import prove_group
 from ._cache import write_json_atomic
 from ._claims import check_step, deduce, validate_step
 from ._errors import CertificateError, SymgroupsError, VerificationError
 from ._group import GroupDescription
-from ._query import QueryResult, _evidence, evidence_supports_proof
+from ._query import QueryResult, _conflict, _evidence, evidence_supports_proof
 from ._version import __version__
 from ._worker import DEFAULT_STEP_TIMEOUT, DEFAULT_TOTAL_TIMEOUT, run_in_worker
 
@@ -260,6 +261,20 @@ def _verify_parsed(
             f"the steps prove {deduction.group.describe()}, but the certificate "
             f"claims {group.describe()}"
         )
+    else:
+        # A numeric claim is only evidence, so it must at least survive the
+        # exact search: floats cannot see a term such as 1e-20*x**2.
+        analysis = prove_group(expr, step_timeout)
+        if analysis.group is not None and analysis.group != group:
+            raise VerificationError(
+                f"the group is provably {analysis.group.describe()}, but the "
+                f"certificate claims {group.describe()}"
+            )
+        conflict = _conflict(analysis, group)
+        if conflict:
+            raise VerificationError(
+                f"the claimed group contradicts a proved fact: {conflict}"
+            )
     evidence_passed = False
     if group.kind != "degenerate":
         seed = evidence.get("seed")

@@ -33,6 +33,11 @@ behind each claim:
 ``reflection``
     ``sigma(-x) = mu sigma(x)`` for all ``x``, with ``mu = +-1``: ``-1`` is in
     ``Lambda``.
+``nonzero_at_zero``
+    ``sigma(0) != 0``. Then ``sigma(lam 0) = mu sigma(0)`` forces ``mu = 1`` on
+    all of ``Lambda``, so a nonzero Taylor coefficient of degree ``k >= 1`` on
+    a side gives ``lam^k = 1``: no positive ``lam`` other than 1, and no
+    negative one either when the germ is two-sided and ``k`` is odd.
 ``no_reflection``
     Points ``q1``, ``q2`` with ``sigma(-q1) != sigma(q1)`` and
     ``sigma(-q2) != -sigma(q2)``. Since ``sigma(-x) = mu sigma(x)`` forces
@@ -77,6 +82,7 @@ CLAIMS = (
     "kink",
     "positive_scaling",
     "reflection",
+    "nonzero_at_zero",
     "no_reflection",
 )
 
@@ -88,6 +94,7 @@ _FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "kink": {"point": str},
     "positive_scaling": {"power": str},
     "reflection": {"mu": str},
+    "nonzero_at_zero": {},
     "no_reflection": {"points": list},
 }
 
@@ -156,6 +163,7 @@ def check_step(
         "kink": _check_kink,
         "positive_scaling": _check_positive_scaling,
         "reflection": _check_reflection,
+        "nonzero_at_zero": _check_nonzero_at_zero,
         "no_reflection": _check_no_reflection,
     }[claim]
     checker(expr, step, seconds)
@@ -280,6 +288,14 @@ def _check_reflection(expr: sympy.Expr, step: dict[str, Any], seconds: float) ->
         raise VerificationError(f"could not prove sigma(-x) = {mu} sigma(x)")
 
 
+def _check_nonzero_at_zero(
+    expr: sympy.Expr, step: dict[str, Any], seconds: float
+) -> None:
+    value = sigma_at(expr, sympy.Integer(0))
+    if not nonzero_number(value, seconds):
+        raise VerificationError(f"sigma(0) = {value} is not provably nonzero")
+
+
 def _check_no_reflection(
     expr: sympy.Expr, step: dict[str, Any], seconds: float
 ) -> None:
@@ -363,6 +379,14 @@ def deduce(steps: list[dict[str, Any]]) -> Deduction:
         if len(found) >= 2:
             settle_positive("trivial")
             if side == "both" and any((b - a) % 2 for a in found for b in found):
+                settle_reflection("none")
+    if by_claim.get("nonzero_at_zero"):
+        # mu = 1 on Lambda, so a nonzero degree k >= 1 gives lam**k = 1.
+        for side, found in degrees.items():
+            positive_degrees = [k for k in found if k >= 1]
+            if positive_degrees:
+                settle_positive("trivial")
+            if side == "both" and any(k % 2 for k in positive_degrees):
                 settle_reflection("none")
     right, left = set(degrees.get("right", ())), set(degrees.get("left", ()))
     if right and left and (right | left) != (right & left):

@@ -389,7 +389,12 @@ class IntertwinerGroup:
         return f"{self.description.describe()} (n = {self.n})"
 
     def _as_matrix(self, A: Any) -> np.ndarray:
-        A = np.asarray(A, dtype=np.float64)
+        try:
+            A = np.asarray(A, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ParameterError(
+                f"expected a {self.n}x{self.n} real matrix, got {A!r}"
+            ) from None
         if A.shape != (self.n, self.n):
             raise ParameterError(
                 f"expected a {self.n}x{self.n} matrix, got shape {A.shape}"
@@ -506,11 +511,19 @@ class IntertwinerGroup:
         ``affine_stabilizer`` a random orthogonal matrix that fixes the
         all-ones vector.
         """
-        rng = (
-            seed
-            if isinstance(seed, np.random.Generator)
-            else np.random.default_rng(seed)
-        )
+        if isinstance(seed, np.random.Generator):
+            rng = seed
+        elif seed is None or (
+            isinstance(seed, (int, np.integer))
+            and not isinstance(seed, bool)
+            and seed >= 0
+        ):
+            rng = np.random.default_rng(seed)
+        else:
+            raise ParameterError(
+                "seed must be None, a nonnegative integer or a numpy Generator, "
+                f"got {seed!r}"
+            )
         n = self.n
         kind = self.description.kind
         if kind == "monomial":

@@ -146,6 +146,17 @@ def query(
     QueryResult
         With status ``proved``, ``numerically_verified`` or ``undecided``.
     """
+    for label, value in (("timeout", timeout), ("step_timeout", step_timeout)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not 0 < value < float("inf")
+        ):
+            raise ParameterError(
+                f"{label} must be a positive number of seconds, got {value!r}"
+            )
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ParameterError(f"seed must be a nonnegative integer, got {seed!r}")
     activation = resolve_activation(spec, params)
     if use_cache and seed == DEFAULT_SEED:
         cached = _cache.lookup(activation)

@@ -143,7 +143,7 @@ def run_in_worker(
             if status == "ok":
                 return WorkerOutcome("ok", value)
             return WorkerOutcome("error", error=value, detail=detail)
-        logger.warning("symbolic worker hit the %g s deadline; terminating", timeout)
+        logger.info("symbolic worker hit the %g s deadline; terminating", timeout)
         return WorkerOutcome("timeout", detail=f"no result within {timeout:g} s")
     finally:
         receiver.close()

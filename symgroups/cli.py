@@ -177,10 +177,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Options that start with one dash; any other word that does is an expression.
+_SHORT_OPTIONS = ("-h", "-v", "-o")
+
+
+def _protect_expressions(argv: list[str]) -> list[str]:
+    """Keep argparse from reading an expression such as ``-tanh(x)`` as an option.
+
+    A leading space is invisible to the parser of expressions and makes
+    argparse treat the word as a positional argument.
+    """
+    protected = []
+    for word in argv:
+        is_expression = (
+            word.startswith("-")
+            and not word.startswith("--")
+            and word not in _SHORT_OPTIONS
+            and len(word) > 1
+        )
+        protected.append(" " + word if is_expression else word)
+    return protected
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(_protect_expressions(words))
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

@@ -156,9 +156,26 @@ def test_certificates_match_published_schema(certificates):
     jsonschema = pytest.importorskip("jsonschema")
     from pathlib import Path
 
-    schema_path = Path(__file__).resolve().parents[1] / "docs" / "certificate.schema.json"
+    schema_path = (
+        Path(__file__).resolve().parents[1] / "docs" / "certificate.schema.json"
+    )
     schema = json.loads(schema_path.read_text())
     validator = jsonschema.Draft202012Validator(schema)
     for name, cert in certificates.items():
         errors = sorted(validator.iter_errors(cert), key=str)
         assert not errors, (name, [e.message for e in errors[:3]])
+
+
+def test_numeric_claim_refuted_by_proof(certificates):
+    # Floats cannot see 1e-20*x**2, but the exact search proves that the
+    # function is not odd, so the claimed sign group is rejected.
+    from symgroups._exprjson import expression_to_json
+    from symgroups._parse import parse_expression
+
+    cert = copy.deepcopy(certificates["tanh"])
+    cert["expression"] = expression_to_json(parse_expression("tanh(x) + 1e-20*x**2"))
+    cert["status"] = "numerically_verified"
+    cert["steps"] = []
+    del cert["activation"]
+    with pytest.raises(VerificationError, match="provably"):
+        verify_certificate(cert)

@@ -210,3 +210,15 @@ def test_list_into_closed_pipe_is_quiet():
     )
     assert completed.returncode == 0
     assert "Traceback" not in completed.stderr
+
+
+def test_expression_with_leading_minus():
+    payload = query_json("-tanh(x)")
+    assert payload["group"]["scalars"] == "sign"
+
+
+def test_value_at_zero_settles_positive_scalings():
+    # ReLU with sigma(0) = 5: mu must be 1, but the right side has degree 1.
+    payload = query_json("Piecewise((x, x > 0), (0, x < 0), (5, True))")
+    assert payload["status"] == "proved"
+    assert payload["group"]["scalars"] == "trivial"

@@ -26,8 +26,9 @@ from nn_bridge._align import (
     float_tensors,
 )
 
-#: Largest weight difference accepted as recovery: the brief's 1e-6. Planted
-#: elements of float64 models move weights with float64 rounding only.
+#: Largest weight difference accepted as recovery, as in
+#: ``benchmarks/bench_align.py``. Planted elements of float64 models move
+#: weights with float64 rounding only.
 RECOVERY_ATOL = 1e-6
 
 #: Output tolerances of the function check in float64.

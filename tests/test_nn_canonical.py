@@ -217,8 +217,10 @@ def test_sorting_perm_respects_colours():
     perm, tied = sorting_perm(keys, colours)
     assert tied is False
     assert np.array_equal(colours[perm], colours)
-    # Colour 0 holds positions 0, 2, 4 with keys 5, 4, 3: their order flips.
-    assert perm[4] == 0 and perm[2] == 2 and perm[0] == 4
+    # Colour 0 is positions 0, 2, 4 with keys 5, 4, 3, so their order flips.
+    assert perm[4] == 0
+    assert perm[2] == 2
+    assert perm[0] == 4
     perm, tied = sorting_perm(np.array([[1.0, 1.0, 0.0]]), None)
     assert tied is True
 

@@ -213,7 +213,9 @@ def plot_similarity(results: dict[str, Any], directory: Path) -> list[Path]:
         labels = [row["transform"] for row in rows] if axis is axes[0][0] else []
         axis.set_yticklabels(labels, fontsize=7)
         axis.set_title(f"{table['activation']} ({table['family']} {table['layer']})")
-    figure.suptitle("|d(X, X T)| per measure: green = invariant (below 1e-6)", fontsize=9)
+    figure.suptitle(
+        "|d(X, X T)| per measure: green = invariant (below 1e-6)", fontsize=9
+    )
     path = directory / "similarity_invariance.png"
     save_figure(figure, path)
     written.append(path)
