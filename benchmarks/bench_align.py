@@ -176,11 +176,27 @@ def max_difference(model_a: nn.Module, model_b: nn.Module) -> float:
 # Tables
 
 
+class Lines(list):
+    """Table lines that are also printed, flushed, as they are appended."""
+
+    def __init__(self, header: list[str]) -> None:
+        super().__init__()
+        for line in header:
+            self.append(line)
+
+    def append(self, line: str) -> None:
+        print(line, flush=True)
+        super().append(line)
+
+
 def planted_table(use_rebasin: bool) -> tuple[list[str], list[float]]:
-    lines = [
-        "| model | units | ours recovered | rebasin recovered | ours s | rebasin s |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
+    lines = Lines(
+        [
+            "| model | units | ours recovered | rebasin recovered | ours s "
+            "| rebasin s |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+    )
     ratios = []
     inputs = torch.randn(16, 64, generator=torch.Generator().manual_seed(0))
     for family in FAMILIES:
@@ -259,11 +275,13 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> nn.Module:
 
 def trained_table(use_rebasin: bool) -> tuple[list[str], list[float]]:
     x_train, y_train, x_test, y_test = digits()
-    lines = [
-        "| model | units | pair | test acc A / B | barrier unaligned | barrier ours "
-        "| barrier rebasin | ours s | rebasin s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    lines = Lines(
+        [
+            "| model | units | pair | test acc A / B | barrier unaligned "
+            "| barrier ours | barrier rebasin | ours s | rebasin s |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+    )
     ratios = []
     for family in FAMILIES:
         reset_bn = family == "CNN + BatchNorm"
@@ -273,12 +291,7 @@ def trained_table(use_rebasin: bool) -> tuple[list[str], list[float]]:
                 model_b = train(
                     build(family, activation, 2 * pair + 1), x_train, y_train
                 )
-
-                def barrier(model: nn.Module) -> float:
-                    if reset_bn:
-                        return reset_barrier(model_a, model, x_train, x_test, y_test)
-                    return interpolate(model_a, model, (x_test, y_test)).barrier
-
+                data = (x_train, x_test, y_test)
                 ends = interpolate(model_a, model_b, (x_test, y_test), alphas=[0.0])
                 accuracy = f"{ends.accuracies[0]:.3f} / {ends.accuracies[-1]:.3f}"
                 started = time.perf_counter()
@@ -291,15 +304,30 @@ def trained_table(use_rebasin: bool) -> tuple[list[str], list[float]]:
                     )
                     theirs_cell = (
                         f"failed: {error[:60]}" if theirs is None
-                        else f"{barrier(theirs):.4f}"
+                        else f"{path_barrier(model_a, theirs, data, reset_bn):.4f}"
                     )  # fmt: skip
                     ratios.append(ours_time / max(theirs_time, 1e-9))
+                unaligned = path_barrier(model_a, model_b, data, reset_bn)
+                aligned = path_barrier(model_a, ours.aligned, data, reset_bn)
                 lines.append(
                     f"| {family} | {activation} | {pair} | {accuracy} | "
-                    f"{barrier(model_b):.4f} | {barrier(ours.aligned):.4f} | "
-                    f"{theirs_cell} | {ours_time:.3f} | {theirs_time:.3f} |"
+                    f"{unaligned:.4f} | {aligned:.4f} | {theirs_cell} | "
+                    f"{ours_time:.3f} | {theirs_time:.3f} |"
                 )
     return lines, ratios
+
+
+def path_barrier(
+    model_a: nn.Module,
+    model_b: nn.Module,
+    data: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    reset_bn: bool,
+) -> float:
+    """Test-loss barrier from A to B, with BatchNorm reset on the training data."""
+    x_train, x_test, y_test = data
+    if reset_bn:
+        return reset_barrier(model_a, model_b, x_train, x_test, y_test)
+    return interpolate(model_a, model_b, (x_test, y_test)).barrier
 
 
 def reset_barrier(
@@ -421,13 +449,13 @@ def main() -> int:
     ratios: list[float] = []
     if "planted" not in args.skip:
         print("### Planted transforms (share recovered to 1e-6)\n")
-        lines, planted_ratios = planted_table(use_rebasin)
-        print("\n".join(lines) + "\n")
+        _, planted_ratios = planted_table(use_rebasin)
+        print()
         ratios += planted_ratios
     if "trained" not in args.skip:
         print("### Independently trained pairs on digits (test-loss barrier)\n")
-        lines, trained_ratios = trained_table(use_rebasin)
-        print("\n".join(lines) + "\n")
+        _, trained_ratios = trained_table(use_rebasin)
+        print()
         ratios += trained_ratios
     if ratios:
         print("### Runtime ratio ours / rebasin\n")
