@@ -19,6 +19,11 @@
    and site orders, and the best objective is kept.
 3. The result is ``g_A^-1 @ h @ g_B``: B's normalization, the match, and the
    inverse of A's normalization.
+4. Where some site has scalings, step 2 also runs on the original weights
+   (permutations and signs only), and the candidate with the smaller
+   distance on the original weights is returned. On independently trained
+   models the normalized match can pair units of very different original
+   magnitudes, which raises the loss barrier of the interpolation path.
 
 The objective is the relative squared distance
 ``sum_T ||T_A - T_B'||^2 / sum_T ||T_A||^2`` over every floating-point
@@ -96,7 +101,8 @@ class SiteStatistics:
     ``moved`` counts units (heads, for attention) that changed position,
     ``flipped`` the units whose scale became negative, and ``similarity``
     is the cosine between A's and the aligned B's slices of the site's
-    tensors, in the normalized coordinates of the search.
+    tensors, in the coordinates of the candidate that won: scale-normalized
+    or original weights (:func:`align`).
     """
 
     name: str
@@ -431,6 +437,15 @@ def solve_site(
     return _solve_attention(site, tensors_a, tensors_b)
 
 
+def _has_scalings(spec: SymmetrySpec) -> bool:
+    """True when some unit site of ``spec`` has positive or nonzero scalings."""
+    from ._canonical import _magnitude_components
+
+    return any(
+        site.kind == "monomial" and _magnitude_components(site) for site in spec.sites
+    )
+
+
 def _is_identity_element(element: SiteElement) -> bool:
     """True when ``element`` moves nothing (blocks to :data:`BLOCK_CHANGE_TOL`)."""
     if element.matrix is not None:
@@ -757,9 +772,10 @@ def align(
 
     The law: ``result.aligned`` computes the same function as ``model_b``
     (checked on ``example_inputs`` when ``check=True``). The search
-    minimizes the distance between scale-normalized weights, so
-    ``objective_after`` (on the original weights) is usually, but not
-    provably, below ``objective_before``. When
+    minimizes the distance between scale-normalized weights and, where a
+    site has scalings, also between the original weights, and keeps the
+    candidate closer on the original weights. ``objective_after`` is
+    usually, but not provably, below ``objective_before``. When
     ``model_b`` is ``t @ model_a`` for a group element ``t`` that the search
     reaches (permutations, signs, positive or nonzero scalings, orthogonal
     blocks), ``result.aligned`` has ``model_a``'s weights up to rounding.
@@ -832,9 +848,40 @@ def align(
             fixed=fixed,
             progress=callback,
         )
+        transform = scale_a.inverse() @ match @ scale_b
+        if _has_scalings(spec):
+            # Matching normalized units finds planted scalings exactly, but
+            # on independently trained models it can pair units whose
+            # original magnitudes differ a lot. The same search on the
+            # original weights is a second candidate, and the smaller
+            # distance on the original weights wins.
+            raw_match, raw_sweeps = coordinate_descent(
+                spec,
+                raw_a,
+                raw_b,
+                restarts=restarts,
+                seed=seed,
+                fixed=fixed,
+                progress=callback,
+            )
+            normalized = relative_distance(
+                raw_a, apply_element_dict(raw_b, spec, transform)
+            )
+            original = relative_distance(
+                raw_a, apply_element_dict(raw_b, spec, raw_match)
+            )
+            if original < normalized:
+                logger.info(
+                    "matching on the original weights gives distance %.6g, "
+                    "below %.6g after normalizing scales",
+                    original,
+                    normalized,
+                )
+                transform, sweeps = raw_match, raw_sweeps
+                match = raw_match
+                tensors_a, tensors_b = raw_a, raw_b
     finally:
         close()
-    transform = scale_a.inverse() @ match @ scale_b
     transform.metadata = {"method": method, "seed": str(seed)}
     aligned = apply_transform(
         model_b, spec, transform, check=check, example_inputs=example_inputs

@@ -163,6 +163,13 @@ def _run_merge(args: argparse.Namespace) -> int:
     _check_output(args.output)
     if not math.isfinite(args.alpha):
         raise UsageError(f"invalid --alpha {args.alpha!r}: expected a finite number")
+    if args.output is None and args.data is None:
+        raise UsageError(
+            "merge writes nothing without -o and evaluates nothing without --data; "
+            "give -o OUT.safetensors, --data FILE or both"
+        )
+    if args.reset_bn and args.data is None:
+        raise UsageError("--reset-bn re-estimates statistics on --data; give --data")
     data = _read_data(args.data) if args.data else None
     model_a, inputs = _load(args.model_a, args)
     model_b, _ = _load(args.model_b, args)

@@ -202,6 +202,15 @@ def test_merge_reports_barrier(tmp_path, capsys):
             + ["-o", "out.safetensors", "--restarts", "0"],
             r"invalid --restarts 0",
         ),
+        (
+            ["merge", "test_nn_align_cli:mlp_a", "test_nn_align_cli:mlp_b"],
+            r"merge writes nothing without -o",
+        ),
+        (
+            ["merge", "test_nn_align_cli:mlp_a", "test_nn_align_cli:mlp_b"]
+            + ["-o", "out.safetensors", "--reset-bn"],
+            r"--reset-bn re-estimates statistics on --data",
+        ),
     ],
 )
 def test_bad_input_exits_2(tmp_path, capsys, monkeypatch, argv, message):
