@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -45,16 +46,104 @@ def _first_line(error: BaseException) -> str:
 
 
 def _export(model: nn.Module, args: tuple, kwargs: dict) -> Any:
-    # TODO: fall back to torch.fx.symbolic_trace when torch.export fails; the
-    # analysis handles ATen ops only, so a module-level graph needs its own
-    # rules for call_module and call_method nodes.
+    """Capture the ATen graph of ``model`` (:func:`_capture` without the method)."""
+    return _capture(model, args, kwargs)[0]
+
+
+def _capture(model: nn.Module, args: tuple, kwargs: dict) -> tuple[Any, str]:
+    """Capture the ATen graph of ``model``; return it and the method used.
+
+    ``torch.export`` comes first. Where it fails, ``torch.fx.symbolic_trace``
+    captures a module-level graph, and ``make_fx`` lowers that graph to ATen
+    ops for the analysis. A symbolic trace fails on data-dependent control
+    flow, so the lowered graph is valid for every input, as an exported one
+    is.
+    """
     try:
-        return torch.export.export(model, args, kwargs, strict=False)
+        return torch.export.export(model, args, kwargs, strict=False), "torch.export"
     except Exception as error:  # torch.export raises many unrelated types
+        export_error = error
+    try:
+        program = _trace_fx(model, args, kwargs)
+    except Exception as error:  # noqa: BLE001 - both failures are reported
         raise CaptureError(
             f"torch.export could not capture {type(model).__name__}: "
-            f"{type(error).__name__}: {_first_line(error)}"
-        ) from error
+            f"{type(export_error).__name__}: {_first_line(export_error)}; the "
+            f"torch.fx fallback failed too: {type(error).__name__}: "
+            f"{_first_line(error)}"
+        ) from export_error
+    logger.warning(
+        "torch.export could not capture %s (%s: %s); captured it with "
+        "torch.fx.symbolic_trace instead",
+        type(model).__name__,
+        type(export_error).__name__,
+        _first_line(export_error),
+    )
+    return program, "torch.fx"
+
+
+@dataclass(frozen=True)
+class _Placeholder:
+    name: str
+
+
+@dataclass(frozen=True)
+class _InputKind:
+    name: str
+
+
+@dataclass(frozen=True)
+class _InputSpec:
+    kind: _InputKind
+    arg: _Placeholder
+    target: str | None
+
+
+@dataclass
+class _TracedProgram:
+    """The parts of a ``torch.export.ExportedProgram`` that the analysis reads."""
+
+    graph: Any
+    input_specs: list[_InputSpec]
+    constants: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def graph_signature(self) -> _TracedProgram:
+        return self
+
+
+def _trace_fx(model: nn.Module, args: tuple, kwargs: dict) -> _TracedProgram:
+    """Symbolically trace ``model`` and lower the graph to ATen ops."""
+    from torch.func import functional_call
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    if kwargs:
+        raise CaptureError("the torch.fx fallback takes positional inputs only")
+    graph_module = torch.fx.symbolic_trace(model)
+    state = dict(graph_module.named_parameters())
+    state.update(graph_module.named_buffers())
+    names = list(state)
+
+    def call(tensors: list[torch.Tensor], *inputs: Any) -> Any:
+        return functional_call(
+            graph_module, dict(zip(names, tensors, strict=True)), inputs
+        )
+
+    with torch.no_grad():
+        lowered = make_fx(call, pre_dispatch=True)(
+            [t.detach() for t in state.values()], *args
+        )
+    placeholders = [n for n in lowered.graph.nodes if n.op == "placeholder"]
+    parameters = {name for name, _ in graph_module.named_parameters()}
+    specs = []
+    for index, node in enumerate(placeholders):
+        if index < len(names):
+            kind = "PARAMETER" if names[index] in parameters else "BUFFER"
+            target = names[index]
+        else:
+            kind, target = "USER_INPUT", None
+        specs.append(_InputSpec(_InputKind(kind), _Placeholder(node.name), target))
+    return _TracedProgram(lowered.graph, specs)
 
 
 def _bindings(
@@ -97,8 +186,10 @@ def find_symmetries(
     ``apply_transform(model, spec, t)`` computes the same function as
     ``model`` on inputs shaped like ``example_inputs`` (a tensor, a tuple of
     positional arguments or a dict of keyword arguments). The graph is
-    captured with ``torch.export.export(strict=False)``; the model is not
-    modified. ``resolver`` maps an elementwise ATen op to its group
+    captured with ``torch.export.export(strict=False)``, or where that fails
+    with ``torch.fx.symbolic_trace`` lowered to ATen ops by ``make_fx``
+    (positional inputs only); ``spec.capture`` names the method. The model is
+    not modified. ``resolver`` maps an elementwise ATen op to its group
     (default: :class:`SymgroupsResolver`, which calls ``symgroups.query``).
 
     Raises
@@ -111,14 +202,14 @@ def find_symmetries(
     args, kwargs = split_inputs(example_inputs)
     infos, aliases = _inventory(model)
     canonical = dict(aliases)
-    program = _export(model, args, kwargs)
+    program, capture = _capture(model, args, kwargs)
     bindings, names = _bindings(program, model, args, kwargs, canonical)
     analysis = Analysis(resolver or SymgroupsResolver(), canonical, lambda node: "")
     try:
         analysis.run(program.graph, bindings, names)
     except UnsupportedOp as error:
         raise CaptureError(f"the exported graph cannot be analysed: {error}") from None
-    spec = assemble(analysis, infos, aliases, capture="torch.export")
+    spec = assemble(analysis, infos, aliases, capture=capture)
     spec.example_inputs = example_inputs
     spec.validate()
     return spec
