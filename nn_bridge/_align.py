@@ -20,10 +20,11 @@
 3. The result is ``g_A^-1 @ h @ g_B``: B's normalization, the match, and the
    inverse of A's normalization.
 4. Where some site has scalings, step 2 also runs on the original weights
-   (permutations and signs only), and the candidate with the smaller
-   distance on the original weights is returned. On independently trained
-   models the normalized match can pair units of very different original
-   magnitudes, which raises the loss barrier of the interpolation path.
+   (permutations and signs only, starting from the match of step 2), and
+   the candidate with the smaller distance on the original weights is
+   returned. On independently trained models the normalized match can pair
+   units of very different original magnitudes, which raises the loss
+   barrier of the interpolation path.
 
 The objective is the relative squared distance
 ``sum_T ||T_A - T_B'||^2 / sum_T ||T_A||^2`` over every floating-point
@@ -525,20 +526,25 @@ def coordinate_descent(
     seed: int = 0,
     fixed: dict[str, SiteElement] | None = None,
     progress: ProgressCallback | None = None,
+    start: Transform | None = None,
 ) -> tuple[Transform, int]:
     """Search the element ``h`` minimizing ``||A - h B||`` by coordinate descent.
 
-    Run 0 starts from :func:`_greedy_start` and sweeps in spec order; runs 1 to
-    ``restarts - 1`` start from random permutations and visit the sites in
-    a random order. Sites named in ``fixed`` keep their element. Returns
-    the best element found and the sweeps its run took.
+    Run 0 starts from ``start`` when given, else from :func:`_greedy_start`,
+    and sweeps in spec order; runs 1 to ``restarts - 1`` start from random
+    permutations and visit the sites in a random order. Sites named in
+    ``fixed`` keep their element. Returns the best element found and the
+    sweeps its run took.
     """
     rng = np.random.default_rng(seed)
     fixed = dict(fixed or {})
     best: tuple[float, Transform, int] | None = None
     free = [site for site in spec.sites if site.name not in fixed]
     for run in range(max(1, restarts)):
-        if run == 0:
+        if run == 0 and start is not None:
+            elements = {n: copy.deepcopy(e) for n, e in start.elements.items()}
+            order = list(free)
+        elif run == 0:
             elements = _greedy_start(spec, tensors_a, tensors_b, fixed)
             order = list(free)
         else:
@@ -849,12 +855,19 @@ def align(
             progress=callback,
         )
         transform = scale_a.inverse() @ match @ scale_b
-        if _has_scalings(spec):
+        # A normalized match at rounding level is the global minimum, so the
+        # second search is skipped.
+        matched = apply_element_dict(tensors_b, spec, match)
+        if (
+            _has_scalings(spec)
+            and relative_distance(tensors_a, matched) > EXACT_DISTANCE
+        ):
             # Matching normalized units finds planted scalings exactly, but
             # on independently trained models it can pair units whose
             # original magnitudes differ a lot. The same search on the
-            # original weights is a second candidate, and the smaller
-            # distance on the original weights wins.
+            # original weights, started from the normalized match (its
+            # permutations and signs), is a second candidate, and the
+            # smaller distance on the original weights wins.
             raw_match, raw_sweeps = coordinate_descent(
                 spec,
                 raw_a,
@@ -863,6 +876,7 @@ def align(
                 seed=seed,
                 fixed=fixed,
                 progress=callback,
+                start=match,
             )
             normalized = relative_distance(
                 raw_a, apply_element_dict(raw_b, spec, transform)

@@ -28,6 +28,7 @@ from nn_bridge._align import (
     float_tensors,
     relative_distance,
 )
+from nn_bridge._canonical import normalize_scales
 
 #: Largest weight difference accepted as recovery, as in
 #: ``benchmarks/bench_align.py``. Planted elements of float64 models move
@@ -289,18 +290,26 @@ def test_identical_models_align_to_identity():
     assert result.transform.is_identity(tol=1e-12)
 
 
-def test_scaled_sites_no_worse_than_raw_match():
-    # Independent ReLU nets: the result must be at least as close as the
-    # permutation-only match on the original weights, its second candidate.
+def test_scaled_sites_keep_closer_candidate():
+    # Independent ReLU nets: the result must be at least as close on the
+    # original weights as both candidates, the normalized match with A's
+    # scales and that match alone.
     inputs = nets.random_input((8, 6), dtype=torch.float64)
     model_a = nets.mlp((6, 10, 10, 3), nn.ReLU, seed=3).double()
     model_b = nets.mlp((6, 10, 10, 3), nn.ReLU, seed=4).double()
     result = align(model_a, model_b, inputs)
-    raw_a = float_tensors(model_a, result.spec)
-    raw_b = float_tensors(model_b, result.spec)
-    raw_match, _ = coordinate_descent(result.spec, raw_a, raw_b)
-    raw_distance = relative_distance(
-        raw_a, apply_element_dict(raw_b, result.spec, raw_match)
+    spec = result.spec
+    raw_a = float_tensors(model_a, spec)
+    raw_b = float_tensors(model_b, spec)
+    scale_a = normalize_scales(spec, raw_a)
+    scale_b = normalize_scales(spec, raw_b)
+    match, _ = coordinate_descent(
+        spec,
+        apply_element_dict(raw_a, spec, scale_a),
+        apply_element_dict(raw_b, spec, scale_b),
     )
-    assert result.objective_after <= raw_distance + 1e-12
+    normalized = scale_a.inverse() @ match @ scale_b
+    for candidate in (normalized, match):
+        distance = relative_distance(raw_a, apply_element_dict(raw_b, spec, candidate))
+        assert result.objective_after <= distance + 1e-12
     assert result.objective_after < result.objective_before
