@@ -1227,6 +1227,14 @@ def _constant_residual(y: np.ndarray) -> float:
     return spread / max(float(np.linalg.norm(finite)), TINY)
 
 
+@dataclass(frozen=True)
+class _Source:
+    """What a numeric record was computed from: its key and text in the record."""
+
+    key: str
+    text: str
+
+
 def numeric_evidence(
     expr: sympy.Expr,
     group: GroupDescription,
@@ -1267,12 +1275,55 @@ def numeric_evidence(
     """
     dims = _validate_evidence_arguments(group, seed, n_points, dims, n_matrices, tol)
     f = compile_numpy(expr)
-    rng = np.random.default_rng(seed)
     breakpoints = find_breakpoints(expr)
+    source = _Source("expression", str(expr))
+    return _evidence(
+        f, breakpoints, source, group, seed, n_points, dims, n_matrices, tol
+    )
+
+
+def callable_evidence(
+    f: Callable[[np.ndarray], np.ndarray],
+    group: GroupDescription,
+    *,
+    label: str = "callable",
+    breakpoints: Sequence[float] = (),
+    seed: int = 0,
+    n_points: int = 2000,
+    dims: Sequence[int] = (1, 2, 3, 5),
+    n_matrices: int = 20,
+    tol: float = DEFAULT_TOL,
+) -> dict[str, Any]:
+    """Check a claimed group of an elementwise float64 function ``f``.
+
+    The checks, thresholds and record are those of :func:`numeric_evidence`,
+    with ``f`` evaluated directly and named by ``label`` under the key
+    ``"callable"``. ``breakpoints`` only add sample points.
+    """
+    dims = _validate_evidence_arguments(group, seed, n_points, dims, n_matrices, tol)
+    if not callable(f):
+        raise ParameterError(f"f must be callable, got {f!r}")
+    points = sorted(float(b) for b in breakpoints)
+    source = _Source("callable", str(label))
+    return _evidence(f, points, source, group, seed, n_points, dims, n_matrices, tol)
+
+
+def _evidence(
+    f: Callable[[np.ndarray], np.ndarray],
+    breakpoints: list[float],
+    source: _Source,
+    group: GroupDescription,
+    seed: int,
+    n_points: int,
+    dims: tuple[int, ...],
+    n_matrices: int,
+    tol: float,
+) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
     threshold = max(NEAR_MISS_THRESHOLD, NEAR_MISS_TOL_FACTOR * tol)
     record: dict[str, Any] = {
         "method": "numeric",
-        "expression": str(expr),
+        source.key: source.text,
         "group": group.to_json(),
         "seed": int(seed),
         "dtype": DTYPE,
@@ -1536,12 +1587,55 @@ def discover_numerically(
     """
     _validate_discovery_arguments(seed, n_points, tol, grid_size, lam_max)
     f = compile_numpy(expr)
-    rng = np.random.default_rng(seed)
     breakpoints = find_breakpoints(expr)
+    source = _Source("expression", str(expr))
+    return _discover(f, breakpoints, source, seed, n_points, tol, grid_size, lam_max)
+
+
+def discover_callable(
+    f: Callable[[np.ndarray], np.ndarray],
+    *,
+    label: str = "callable",
+    breakpoints: Sequence[float] = (),
+    seed: int = 0,
+    n_points: int = 2000,
+    tol: float = DEFAULT_TOL,
+    grid_size: int = DEFAULT_GRID_SIZE,
+    lam_max: float = DEFAULT_LAM_MAX,
+) -> tuple[GroupDescription, dict[str, Any]]:
+    """Find the intertwiner group of an elementwise float64 function ``f``.
+
+    The same scan as :func:`discover_numerically`, on samples of ``f``
+    instead of a compiled expression: ``f`` must map a float64 array of any
+    shape to a float64 array of that shape, elementwise. ``breakpoints`` are
+    the points where ``f`` may change form, if the caller knows them; they
+    only add sample points there. ``label`` names ``f`` in the record, under
+    the key ``"callable"``. The law and the limits are those of
+    :func:`discover_numerically`: evidence, not proof.
+    """
+    _validate_discovery_arguments(seed, n_points, tol, grid_size, lam_max)
+    if not callable(f):
+        raise ParameterError(f"f must be callable, got {f!r}")
+    points = sorted(float(b) for b in breakpoints)
+    source = _Source("callable", str(label))
+    return _discover(f, points, source, seed, n_points, tol, grid_size, lam_max)
+
+
+def _discover(
+    f: Callable[[np.ndarray], np.ndarray],
+    breakpoints: list[float],
+    source: _Source,
+    seed: int,
+    n_points: int,
+    tol: float,
+    grid_size: int,
+    lam_max: float,
+) -> tuple[GroupDescription, dict[str, Any]]:
+    rng = np.random.default_rng(seed)
     t = sample_points(rng, n_points, breakpoints)
     record: dict[str, Any] = {
         "method": "numeric",
-        "expression": str(expr),
+        source.key: source.text,
         "seed": int(seed),
         "dtype": DTYPE,
         "tolerance": float(tol),
@@ -1551,7 +1645,8 @@ def discover_numerically(
     y = f(t)
     if np.isfinite(y).sum() < MIN_VALID_POINTS:
         raise ExpressionError(
-            f"expression {expr} is finite at only {int(np.isfinite(y).sum())} of "
+            f"{source.key} {source.text} is finite at only "
+            f"{int(np.isfinite(y).sum())} of "
             f"{n_points} sample points; it needs at least {MIN_VALID_POINTS}"
         )
     constant_residual = _constant_residual(y)

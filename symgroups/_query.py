@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,18 +75,26 @@ class QueryResult:
 
 
 def resolve_activation(
-    spec: str | sympy.Basic | Activation, params: Mapping[str, Any] | None = None
+    spec: str | sympy.Basic | Activation | Callable[..., Any],
+    params: Mapping[str, Any] | None = None,
 ) -> Activation:
     """Turn a catalogue name, an expression text or a sympy expression into an
     :class:`Activation`.
 
     A string is a catalogue name when it is one; otherwise it is parsed as
     an expression in ``x`` with the safe parser. ``params`` applies only to
-    catalogue names.
+    catalogue names. A ``torch.nn.Module`` or a function of one tensor is
+    traced and translated (see :func:`symgroups._fx.activation_from_code`),
+    which raises ExpressionError when some operation has no translation.
     """
     from ._catalogue import CATALOGUE, get_activation
+    from ._fx import activation_from_code, is_code
     from ._parse import check_expression, parse_expression
 
+    if is_code(spec):
+        if params:
+            raise ParameterError("params apply only to catalogue names")
+        return activation_from_code(spec)
     if isinstance(spec, Activation):
         if params:
             raise ParameterError("params apply only to catalogue names")
@@ -116,7 +124,7 @@ def resolve_activation(
 
 
 def query(
-    spec: str | sympy.Basic | Activation,
+    spec: str | sympy.Basic | Activation | Callable[..., Any],
     params: Mapping[str, Any] | None = None,
     *,
     seed: int = DEFAULT_SEED,
@@ -137,7 +145,12 @@ def query(
     ----------
     spec
         A catalogue name (``"relu"``), an expression in ``x``
-        (``"Max(x, 0.2*x)"``), a sympy expression or an :class:`Activation`.
+        (``"Max(x, 0.2*x)"``), a sympy expression, an :class:`Activation`,
+        or PyTorch code: an ``nn.Module`` or a function of one tensor. Code
+        is traced with ``torch.fx`` and translated to an expression; when
+        some operation has no translation, a warning lists it and the group
+        is found by black-box numeric discovery of the code instead
+        (status ``numerically_verified`` at best).
     params
         Catalogue parameters, for example ``{"negative_slope": "1/5"}``.
 
@@ -157,6 +170,18 @@ def query(
             )
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ParameterError(f"seed must be a nonnegative integer, got {seed!r}")
+    from ._fx import is_code, query_code
+
+    if is_code(spec):
+        if params:
+            raise ParameterError("params apply only to catalogue names")
+        return query_code(
+            spec,
+            seed=seed,
+            timeout=timeout,
+            step_timeout=step_timeout,
+            use_cache=use_cache,
+        )
     activation = resolve_activation(spec, params)
     if use_cache and seed == DEFAULT_SEED:
         cached = _cache.lookup(activation)

@@ -79,6 +79,12 @@ def _child_main(
 ) -> None:
     global _IN_WORKER
     _IN_WORKER = True
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        # A forked child inherits torch's intra-op thread pool without its
+        # threads, and its first parallel op can hang waiting for them. One
+        # thread runs black-box torch activations without that pool.
+        torch.set_num_threads(1)
     try:
         import resource
 
