@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 SCHEMA = "symgroups.certificate/1"
 
+#: The affine certificate format, which :func:`verify_certificate` also reads.
+AFFINE_SCHEMA = "symgroups.affine-certificate/1"
+
 #: Certificates larger than this are rejected before parsing (bytes).
 MAX_CERTIFICATE_BYTES = 1_000_000
 
@@ -311,11 +314,19 @@ def verify_certificate(
     Raises :class:`CertificateError` for a malformed document and
     :class:`VerificationError` (with ``step`` set) when a claim is false, the
     steps do not add up to the stated group, or the numeric evidence fails.
-    The checks run in a worker process with a hard deadline of ``timeout``
-    seconds.
+    An affine certificate (schema ``symgroups.affine-certificate/1``) is
+    checked by :func:`symgroups._affine_certificate.verify_affine_certificate`
+    and returns its report. The checks run in a worker process with a hard
+    deadline of ``timeout`` seconds.
     """
     if isinstance(certificate, (str, Path)):
         certificate = load_certificate(certificate)
+    if isinstance(certificate, dict) and certificate.get("schema") == AFFINE_SCHEMA:
+        from ._affine_certificate import verify_affine_certificate
+
+        return verify_affine_certificate(
+            certificate, timeout=timeout, step_timeout=step_timeout
+        )
     expr, group, status, steps = parse_certificate(certificate)
     from . import _numeric  # noqa: F401  (imported once, inherited by the worker)
 
