@@ -370,6 +370,10 @@ class Analysis(AttentionRules):
         self.claimed: dict[int, str] = {}
         self.notes: list[str] = []
         self._axis_actions: dict[tuple[str, int], list[int]] = {}
+        #: Tensor axes that some use reads with no hidden units on them (a
+        #: layer applied to the model input, say), with the reason. A shared
+        #: tensor must not move along such an axis in any of its uses.
+        self._pinned: dict[tuple[str, int], str] = {}
         #: Spaces that act on a tensor from both sides (tied weights), whose
         #: general linear elements must be orthogonal.
         self.orthogonal: set[int] = set()
@@ -450,6 +454,8 @@ class Analysis(AttentionRules):
         """Record an action; a second action on the same positions must agree."""
         tensor = self.canonical.get(tensor, tensor)
         key = (tensor, axis)
+        if key in self._pinned:
+            self.table.exclude(space.id, self._pinned[key])
         for index in self._axis_actions.get(key, []):
             other = self.actions[index]
             overlap = np.intersect1d(other.positions.ravel(), positions.ravel())
@@ -534,11 +540,38 @@ class Analysis(AttentionRules):
     # ------------------------------------------------------------------
     # Producers and consumers
 
+    def pin(self, tensor: Any, axis: int, op: str) -> None:
+        """Mark ``tensor``'s ``axis`` as fixed: a use reads it with no units.
+
+        Every space with an action on that axis, recorded before or after,
+        is excluded, because moving the axis would change this use.
+        ``tensor`` may be a :class:`ParamRef`, a name or None (no tensor).
+        """
+        if isinstance(tensor, ParamRef):
+            tensor = tensor.name
+        if not isinstance(tensor, str):
+            return
+        tensor = self.canonical.get(tensor, tensor)
+        key = (tensor, axis)
+        reason = (
+            f"{op}: tensor {tensor!r} is also used where its axis {axis} carries "
+            "no hidden units"
+        )
+        self._pinned.setdefault(key, reason)
+        for index in self._axis_actions.get(key, []):
+            self.table.exclude(self.actions[index].space, reason)
+
+    def pin_all(self, param: ParamRef, op: str) -> None:
+        """:meth:`pin` every axis of ``param``."""
+        for axis in range(param.tensor.dim()):
+            self.pin(param.name, axis, op)
+
     def consume(
         self, labels: Labels | None, axis: int, tensor: str, weight_axis: int, op: str
     ) -> None:
         """Record the ``in`` actions of a weight that contracts ``axis``."""
         if labels is None:
+            self.pin(tensor, weight_axis, op)
             return
         try:
             units, reps = self.axis_units(labels, axis, op)
@@ -692,7 +725,10 @@ class Analysis(AttentionRules):
         if name in IGNORED:
             return None
         if name in DATA_MOVEMENT and largs and isinstance(largs[0], ParamRef):
-            return _moved_param(largs[0], name, args)
+            moved = _moved_param(largs[0], name, args)
+            if moved is None:
+                self.pin_all(largs[0], op)
+            return moved
         if not labelled and name not in (
             "linear",
             "addmm",
@@ -704,6 +740,11 @@ class Analysis(AttentionRules):
             "conv3d",
             "convolution",
         ):
+            # No hidden units reach this op, so any tensor it reads must keep
+            # every axis fixed in its other uses too.
+            for leaf in _leaves((largs, lkwargs)):
+                if isinstance(leaf, ParamRef):
+                    self.pin_all(leaf, op)
             return None
         if any(isinstance(leaf, Scores) for leaf in labelled):
             if name in ("bmm", "matmul", "baddbmm"):
@@ -988,6 +1029,8 @@ class Analysis(AttentionRules):
         must be a sign. Without ``gamma`` the output keeps the input's scaling.
         """
         if labels is None:
+            for tensor in (weight, bias, mean, var):
+                self.pin(tensor, 0, op)
             return None
         units, reps = self.axis_units(labels, 1, op)
         out_units = units.copy()
@@ -1056,6 +1099,8 @@ class Analysis(AttentionRules):
     def _layer_norm(self, op, labels, normalized_shape, weight, bias):
         """LayerNorm: permutations of the normalised features, weight and bias."""
         if labels is None:
+            for tensor in (weight, bias):
+                self.pin(tensor, 0, op)
             return None
         if len(normalized_shape) != 1:
             raise UnsupportedOp(
@@ -1087,6 +1132,8 @@ class Analysis(AttentionRules):
         move with the channels. Like LayerNorm it allows no scaling.
         """
         if labels is None:
+            for tensor in (weight, bias):
+                self.pin(tensor, 0, op)
             return None
         units, reps = self.axis_units(labels, 1, op)
         group_of = np.arange(len(units)) // (len(units) // groups)

@@ -296,6 +296,12 @@ def _evidence(expr: sympy.Expr, group: GroupDescription, seed: int) -> dict[str,
 
 def _conflict(analysis: Any, candidate: GroupDescription) -> str:
     """Name a proved fact that the numeric candidate contradicts, if any."""
+    proved_claims = {step.get("claim") for step in analysis.steps}
+    if candidate.kind != "monomial" and "not_affine" in proved_claims:
+        # A constant, linear or affine candidate comes from float64 samples
+        # that cannot separate sigma from an affine map, such as
+        # x + 1e-12 Abs(x); the exact step wins.
+        return "sigma is proved not to be affine"
     deduction = analysis.deduction
     if deduction is None or candidate.kind != "monomial":
         return ""

@@ -179,3 +179,22 @@ def test_numeric_claim_refuted_by_proof(certificates):
     del cert["activation"]
     with pytest.raises(VerificationError, match="provably"):
         verify_certificate(cert)
+
+
+def test_near_linear_gl_claim_rejected(certificates):
+    # float64 cannot tell x + 1e-12 |x| from x, but not_affine is exact, so
+    # neither query nor verify may report the general linear group.
+    from symgroups._exprjson import expression_to_json
+    from symgroups._parse import parse_expression
+
+    expr = parse_expression("x + 1e-12*Abs(x)")
+    result = query(expr)
+    assert result.status == "undecided"
+    assert any("proved not to be affine" in note for note in result.notes)
+    cert = copy.deepcopy(certificates["identity"])
+    cert["expression"] = expression_to_json(expr)
+    cert["status"] = "numerically_verified"
+    cert["steps"] = []
+    del cert["activation"]
+    with pytest.raises(VerificationError, match="not to be affine"):
+        verify_certificate(cert)

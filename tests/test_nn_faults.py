@@ -375,3 +375,32 @@ def test_layernorm_sites_permutations_only() -> None:
 def test_action_describe_names_tensor() -> None:
     action = Action("w", 1, "in", np.arange(3)[:, None])
     assert action.describe() == "w[1] in"
+
+
+def _reused_linear() -> nn.Module:
+    torch.manual_seed(0)
+    first = nn.Linear(4, 4)
+    return nn.Sequential(first, nn.ReLU(), nn.Linear(4, 4), nn.ReLU(), first)
+
+
+def _reused_batchnorm() -> nn.Module:
+    torch.manual_seed(0)
+    norm = nn.BatchNorm1d(4)
+    return nn.Sequential(norm, nn.Linear(4, 4), nn.ReLU(), norm, nn.Linear(4, 2))
+
+
+@pytest.mark.parametrize("build", [_reused_linear, _reused_batchnorm])
+def test_reused_layer_on_input_pins_axes(build) -> None:
+    # A layer applied to the model input and again to hidden units cannot
+    # move its weights in the second use without changing the first.
+    model = build().double().eval()
+    inputs = torch.randn(6, 4, dtype=torch.float64)
+    spec = find_symmetries(model, inputs)
+    reasons = " ".join(site.reason for site in spec.excluded)
+    assert "is also used where its axis" in reasons
+    for seed in range(4):
+        moved = apply_transform(model, spec, spec.sample(seed=seed), check=False)
+        report = check_function_preserved(
+            model, moved, inputs, rtol=FLOAT64_RTOL, atol=1e-12
+        )
+        assert report.ok, report.summary()
