@@ -6,6 +6,13 @@ element; :func:`apply_transform` moves the weights by it and checks, with
 :func:`check_function_preserved`, that the outputs stay the same.
 """
 
+from ._affine import (
+    AffineSite,
+    AffineSymmetrySpec,
+    AffineTransform,
+    apply_affine_transform,
+)
+from ._affine_discover import find_affine_symmetries
 from ._align import AlignmentResult, align
 from ._apply import apply_transform
 from ._canonical import CanonicalForm, canonicalize
@@ -22,11 +29,17 @@ from ._errors import (
 )
 from ._groups import ActivationGroup, SymgroupsResolver, fixed_group_resolver
 from ._merge import InterpolationResult, interpolate
+from ._rotate import RotationResult, rotate_residual_stream
 from ._scalars import Char, ScalarGroup
 from ._spec import Action, Component, ExcludedSite, Site, SymmetrySpec, TensorInfo
 from ._transform import SiteElement, Transform
 
 __all__ = [
+    "AffineSite",
+    "AffineSymmetrySpec",
+    "AffineTransform",
+    "apply_affine_transform",
+    "find_affine_symmetries",
     "Action",
     "AlignmentResult",
     "CanonicalForm",
@@ -45,6 +58,7 @@ __all__ = [
     "NNBridgeError",
     "OutputDeviation",
     "PreservationReport",
+    "RotationResult",
     "ScalarGroup",
     "Site",
     "SiteElement",
@@ -58,5 +72,6 @@ __all__ = [
     "capture_graph",
     "check_function_preserved",
     "find_symmetries",
+    "rotate_residual_stream",
     "fixed_group_resolver",
 ]

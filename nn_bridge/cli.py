@@ -125,7 +125,19 @@ def _load_factory(spec: str, shape: tuple[int, ...] | None) -> tuple[Any, Any]:
     dtypes = [p.dtype for p in model.parameters() if p.is_floating_point()]
     dtype = dtypes[0] if dtypes else torch.float32
     generator = torch.Generator().manual_seed(0)
-    return model, (torch.randn(shape, generator=generator, dtype=dtype),)
+    inputs = torch.randn(shape, generator=generator, dtype=dtype)
+    # Running the model once turns a wrong --input-shape into one line here,
+    # before graph capture would bury it under torch's own log output.
+    try:
+        with torch.no_grad():
+            model(inputs)
+    except Exception as error:  # user code: report it in one line
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise UsageError(
+            f"MODEL {spec!r} fails on an input of --input-shape "
+            f"{','.join(map(str, shape))}: {type(error).__name__}: {first}"
+        ) from None
+    return model, (inputs,)
 
 
 def _seed(text: str) -> int:
@@ -161,7 +173,12 @@ def _inspect(args: argparse.Namespace) -> int:
     from . import find_symmetries
 
     model, inputs = load_model(args.model, args.input_shape)
-    spec = find_symmetries(model, inputs)
+    if args.affine:
+        from ._affine_discover import find_affine_symmetries
+
+        spec = find_affine_symmetries(model, inputs)
+    else:
+        spec = find_symmetries(model, inputs)
     print(json.dumps(spec.to_json(), indent=1) if args.json else spec.table())
     return 0
 
@@ -169,29 +186,52 @@ def _inspect(args: argparse.Namespace) -> int:
 def _randomize(args: argparse.Namespace) -> int:
     from safetensors.torch import save_model
 
+    from symgroups._files import OutputPathError, check_output_path
+
     from . import apply_transform, find_symmetries
     from ._transform import atomic_write
 
-    if os.path.isdir(args.output):
-        raise UsageError(f"invalid -o {args.output!r}: it is a directory, not a file")
-    directory = os.path.dirname(os.path.abspath(args.output))
-    if not os.path.isdir(directory):
-        raise UsageError(
-            f"invalid -o {args.output!r}: directory {directory!r} does not exist"
-        )
+    try:
+        check_output_path(args.output, label="-o")
+    except OutputPathError as error:
+        raise UsageError(str(error)) from None
     model, inputs = load_model(args.model, args.input_shape)
-    spec = find_symmetries(model, inputs)
-    transform = spec.sample(seed=args.seed)
-    transformed = apply_transform(model, spec, transform, check=False)
+    if args.affine:
+        from ._affine import apply_affine_transform
+        from ._affine_discover import find_affine_symmetries
+
+        spec = find_affine_symmetries(model, inputs)
+        transform = spec.sample(seed=args.seed)
+        transformed = apply_affine_transform(model, spec, transform, check=False)
+    else:
+        spec = find_symmetries(model, inputs)
+        transform = spec.sample(seed=args.seed)
+        transformed = apply_transform(model, spec, transform, check=False)
     from ._check import check_function_preserved
 
     report = check_function_preserved(model, transformed, inputs)
+    if not report.ok:
+        # A model that computes something else is not written, so no file
+        # can pass for a symmetric copy.
+        print(
+            f"nn-bridge: error: not writing {args.output}: the transformed model "
+            f"computes a different function; {report.summary()}",
+            file=sys.stderr,
+        )
+        return 1
     atomic_write(args.output, lambda path: save_model(transformed, path))
     print(
-        f"wrote {args.output}: {len(spec.sites)} sites, seed {args.seed}; "
+        f"wrote {args.output}: {_site_count(spec)}, seed {args.seed}; "
         f"{report.summary()}"
     )
-    return 0 if report.ok else 1
+    return 0
+
+
+def _site_count(spec: Any) -> str:
+    linear = getattr(spec, "linear", None)
+    if linear is None:
+        return f"{len(spec.sites)} sites"
+    return f"{len(linear.sites)} sites ({len(spec.sites)} with affine pairs)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -213,6 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument(
         "--json", action="store_true", help="print the spec as JSON instead of a table"
     )
+    affine_help = (
+        "also use the affine symmetries of networks with biases, such as the "
+        "sigmoid sign flip whose constant the next bias absorbs"
+    )
+    inspect.add_argument("--affine", action="store_true", help=affine_help)
     inspect.set_defaults(run=_inspect)
     randomize = commands.add_parser(
         "randomize", help="write weights moved by a random group element"
@@ -228,7 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seed of the group element, a nonnegative integer (default 0)",
     )
     randomize.add_argument("--input-shape", help=shape_help)
+    randomize.add_argument("--affine", action="store_true", help=affine_help)
     randomize.set_defaults(run=_randomize)
+
+    from ._rotate_cli import add_rotate_command
+
+    add_rotate_command(commands)
 
     from ._align_cli import add_commands as add_alignment_commands
 

@@ -88,8 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "spec",
             metavar="SPEC",
-            help="a catalogue name (see 'symgroups list') or an expression in x, "
-            "such as 'Max(x, 0.2*x)'",
+            help="a catalogue name (see 'symgroups list'), an expression in x, "
+            "such as 'Max(x, 0.2*x)', or PyTorch code as package.module:name (an "
+            "nn.Module class, instance or function; importing it runs its code)",
         )
         sub.add_argument(
             "--param",
@@ -131,6 +132,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="describe the group acting on R^N and show an example element",
     )
     query.add_argument("--json", action="store_true", help="print one JSON object")
+    query.add_argument(
+        "--affine",
+        action="store_true",
+        help="compute the affine group instead: the pairs (lam, a) with "
+        "sigma(lam x + a) = mu sigma(x) + b, for networks with biases",
+    )
+    query.add_argument(
+        "--lie-check",
+        action="store_true",
+        help="also compare the dimension of the group's Lie algebra with the null "
+        "space of the linearised intertwiner equation on R^3 (numeric)",
+    )
 
     certify = commands.add_parser(
         "certify",
@@ -140,6 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_spec(certify)
     certify.add_argument(
         "-o", "--output", required=True, metavar="FILE", help="certificate file"
+    )
+    certify.add_argument(
+        "--affine",
+        action="store_true",
+        help="certify the affine group (format symgroups.affine-certificate/1)",
     )
 
     verify = commands.add_parser(
@@ -174,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the pretrained-network part (it needs symgroups[models])",
     )
+
+    from ._layers_cli import add_layer_command
+
+    add_layer_command(commands, _positive_int)
     return parser
 
 
@@ -262,10 +284,18 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _run_query(args: argparse.Namespace) -> Any:
+    from ._fx import is_code_spec, load_code
     from ._query import query
 
+    spec: Any = args.spec
+    if is_code_spec(spec):
+        if args.param:
+            raise SymgroupsError(
+                f"--param applies only to catalogue names, and {spec!r} is code"
+            )
+        spec = load_code(spec.strip())
     return query(
-        args.spec,
+        spec,
         dict(args.param) or None,
         seed=args.seed,
         timeout=args.timeout,
@@ -274,8 +304,16 @@ def _run_query(args: argparse.Namespace) -> Any:
 
 
 def _query(args: argparse.Namespace) -> int:
+    if args.affine:
+        from ._affine_cli import query_affine_command
+
+        return query_affine_command(args)
     result = _run_query(args)
     payload = result.to_json()
+    if args.lie_check:
+        from ._blackbox import lie_check_of_result
+
+        payload["lie_algebra_check"] = lie_check_of_result(result, seed=args.seed)
     example = None
     if args.dim is not None and result.group is not None:
         if result.group.kind == "degenerate":
@@ -320,6 +358,9 @@ def _print_result(result: Any, payload: dict[str, Any]) -> None:
     evidence = result.evidence
     if evidence.get("passed") is not None:
         lines.append(("evidence", _evidence_text(evidence)))
+    lie = payload.get("lie_algebra_check")
+    if lie is not None:
+        lines.append(("lie check", _lie_text(lie)))
     for note in result.notes:
         lines.append(("note", note))
     width = max(len(k) for k, _ in lines)
@@ -333,6 +374,17 @@ def _print_result(result: Any, payload: dict[str, Any]) -> None:
         print("phi(A):")
         for row in example["phi_A"]:
             print("  " + " ".join(f"{v:8.4f}" for v in row))
+
+
+def _lie_text(lie: dict[str, Any]) -> str:
+    measured, expected = lie.get("measured"), lie.get("expected")
+    if measured is None:
+        return f"not computed: {lie.get('note', '')}"
+    text = f"null space dimension {measured} on R^{lie['n']}"
+    if expected is None:
+        return f"{text}; {lie.get('note', '')}"
+    verdict = "agrees" if lie["agrees"] else "MISMATCH"
+    return f"{text}, Lie algebra of the group {expected}: {verdict}"
 
 
 def _scalar_text(group: dict[str, Any]) -> str:
@@ -410,7 +462,19 @@ def _evidence_text(evidence: dict[str, Any]) -> str:
 def _certify(args: argparse.Namespace) -> int:
     from ._certificate import write_certificate
 
+    if args.affine:
+        from ._affine_cli import certify_affine_command
+
+        return certify_affine_command(args)
     result = _run_query(args)
+    from ._blackbox import BLACK_BOX
+
+    if result.activation.expr.has(BLACK_BOX):
+        raise SymgroupsError(
+            f"cannot certify {result.activation.name}: its group was found by "
+            "black-box numeric discovery of code without a sympy translation, and "
+            "a certificate needs an expression"
+        )
     write_certificate(result, args.output)
     print(f"wrote {args.output}: {result.status}, {result.describe()}")
     return 0
@@ -427,7 +491,25 @@ def _verify(args: argparse.Namespace) -> int:
 def _tour(args: argparse.Namespace) -> int:
     from ._tour import run_tour
 
+    if args.workdir is not None:
+        folder = os.path.abspath(args.workdir)
+        parent = os.path.dirname(folder)
+        if os.path.lexists(folder) and not os.path.isdir(folder):
+            raise SymgroupsError(
+                f"invalid --workdir {args.workdir!r}: it exists and is not a folder"
+            )
+        if not os.path.isdir(folder) and not os.path.isdir(parent):
+            raise SymgroupsError(
+                f"invalid --workdir {args.workdir!r}: its parent {parent!r} does not "
+                "exist"
+            )
     return run_tour(workdir=args.workdir, skip_network=args.skip_network)
+
+
+def _layer(args: argparse.Namespace) -> int:
+    from ._layers_cli import run_layer
+
+    return run_layer(args)
 
 
 _COMMANDS = {
@@ -436,4 +518,5 @@ _COMMANDS = {
     "certify": _certify,
     "verify": _verify,
     "tour": _tour,
+    "layer": _layer,
 }
