@@ -37,6 +37,9 @@ from .cli import UsageError, _Parser, load_model
 #: Subcommands that :func:`add_commands` adds.
 COMMANDS = ("align", "canonicalize", "merge")
 
+#: Longest error detail quoted from torch in a one-line message.
+MAX_DETAIL_CHARS = 400
+
 #: Keys of the tensors in a ``--data`` file of ``merge``.
 DATA_KEYS = ("inputs", "targets")
 
@@ -66,19 +69,34 @@ def _load(spec: str, args: argparse.Namespace) -> tuple[Any, Any]:
     try:
         load_weights(model, spec, strict=True)
     except (RuntimeError, SafetensorError, OSError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        # torch lists the missing, unexpected and mismatched keys on the lines
+        # after its first, so they are joined into the one-line message.
+        detail = " ".join(line.strip() for line in str(error).strip().splitlines())
+        if len(detail) > MAX_DETAIL_CHARS:
+            detail = detail[: MAX_DETAIL_CHARS - 3] + "..."
         raise UsageError(
-            f"cannot load {spec!r} into --arch {args.arch!r}: {first}"
+            f"cannot load {spec!r} into --arch {args.arch!r}: {detail}"
         ) from None
     return model.eval(), inputs
 
 
-def _check_output(path: str | None) -> None:
+def _check_output(
+    path: str | None, args: argparse.Namespace, option: str = "-o"
+) -> None:
+    """Reject an output path before any work, including one that is an input."""
+    from symgroups._files import OutputPathError, check_output_path
+
     if path is None:
         return
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise UsageError(f"invalid -o {path!r}: directory {directory!r} does not exist")
+    inputs = [
+        value
+        for key in ("model_a", "model_b", "model", "data", "arch")
+        if isinstance(value := getattr(args, key, None), str) and os.path.isfile(value)
+    ]
+    try:
+        check_output_path(path, inputs, option)
+    except OutputPathError as error:
+        raise UsageError(str(error)) from None
 
 
 def _save(model: Any, path: str) -> None:
@@ -90,15 +108,26 @@ def _save(model: Any, path: str) -> None:
 
 
 def _print(summary: dict[str, Any]) -> None:
-    print(json.dumps(summary, indent=1, default=float))
+    # NaN is not JSON: a non-finite number becomes null.
+    print(json.dumps(_finite(summary), indent=1, default=float, allow_nan=False))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _run_align(args: argparse.Namespace) -> int:
     from ._align import ArchitectureMismatchError, align
     from ._errors import InvalidArgumentError
 
-    _check_output(args.output)
-    _check_output(args.transform)
+    _check_output(args.output, args)
+    _check_output(args.transform, args, "--transform")
     if args.restarts < 1:
         raise UsageError(f"invalid --restarts {args.restarts!r}: expected at least 1")
     model_a, inputs = _load(args.model_a, args)
@@ -128,7 +157,7 @@ def _run_align(args: argparse.Namespace) -> int:
 def _run_canonicalize(args: argparse.Namespace) -> int:
     from ._canonical import canonicalize
 
-    _check_output(args.output)
+    _check_output(args.output, args)
     model, inputs = _load(args.model, args)
     form = canonicalize(model, inputs)
     if args.output:
@@ -153,14 +182,19 @@ def _read_data(path: str) -> tuple[Any, Any]:
             f"--data {path!r} lacks tensors {missing}; it must contain 'inputs' and "
             "'targets'"
         )
-    return tensors["inputs"], tensors["targets"]
+    inputs, targets = tensors["inputs"], tensors["targets"]
+    if inputs.numel() == 0 or targets.numel() == 0:
+        raise UsageError(f"--data {path!r} is empty; it needs at least one sample")
+    if inputs.is_floating_point() and not bool(inputs.isfinite().all()):
+        raise UsageError(f"--data {path!r} has inputs that are NaN or infinite")
+    return inputs, targets
 
 
 def _run_merge(args: argparse.Namespace) -> int:
     from ._align import ArchitectureMismatchError, align
     from ._merge import interpolate, interpolate_weights
 
-    _check_output(args.output)
+    _check_output(args.output, args)
     if not math.isfinite(args.alpha):
         raise UsageError(f"invalid --alpha {args.alpha!r}: expected a finite number")
     if args.output is None and args.data is None:
@@ -181,9 +215,17 @@ def _run_merge(args: argparse.Namespace) -> int:
             summary["alignment"] = result.summary()
         merged = interpolate_weights(model_a, model_b, args.alpha)
         if data is not None:
-            curve = interpolate(
-                model_a, model_b, data, alphas=args.alphas, reset_bn=args.reset_bn
-            )
+            try:
+                curve = interpolate(
+                    model_a, model_b, data, alphas=args.alphas, reset_bn=args.reset_bn
+                )
+            except (RuntimeError, IndexError, ValueError) as error:
+                first = str(error).strip().splitlines()[0] if str(error) else ""
+                raise UsageError(
+                    f"cannot evaluate the models on --data {args.data!r}: "
+                    f"{type(error).__name__}: {first}; check that 'inputs' fit "
+                    "the models and 'targets' are class ids of their outputs"
+                ) from None
             summary["interpolation"] = curve.summary()
     except ArchitectureMismatchError as error:
         raise UsageError(str(error)) from None

@@ -87,6 +87,26 @@ def _load_causal_lm(path: str) -> Any:
             f"directory {path!r} has no config.json; expected a transformers model "
             "directory"
         )
+    from ._rotate import GPT2_MODEL_TYPES, LLAMA_MODEL_TYPES
+
+    supported = LLAMA_MODEL_TYPES + GPT2_MODEL_TYPES
+    try:
+        with open(os.path.join(path, "config.json"), encoding="utf-8") as stream:
+            model_type = json.load(stream).get("model_type")
+    except (OSError, ValueError, AttributeError) as error:
+        raise UsageError(f"cannot read {path!r}/config.json: {error}") from None
+    # Checked before loading, which for a large model takes long and logs a
+    # load report.
+    if model_type is None:
+        raise UsageError(
+            f"cannot load a causal LM from {path!r}: its config.json names no "
+            "model_type"
+        )
+    if model_type not in supported:
+        raise UsageError(
+            f"cannot rotate MODEL {path!r} (model_type {model_type!r}): supported "
+            f"model types are {', '.join(supported)}"
+        )
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as transformers_logging

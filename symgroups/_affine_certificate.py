@@ -23,6 +23,7 @@ from ._affine_group import AffineGroupDescription
 from ._cache import write_json_atomic
 from ._certificate import AFFINE_SCHEMA, load_certificate, software_versions
 from ._errors import CertificateError, SymgroupsError, VerificationError
+from ._files import OutputPathError
 from ._worker import DEFAULT_STEP_TIMEOUT, DEFAULT_TOTAL_TIMEOUT, run_in_worker
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,8 @@ def write_affine_certificate(
     certificate = affine_certificate_of(result)
     try:
         write_json_atomic(Path(path), certificate)
+    except OutputPathError as exc:
+        raise SymgroupsError(f"cannot write certificate: {exc}") from None
     except OSError as exc:
         raise SymgroupsError(
             f"cannot write certificate {str(path)!r}: {exc.strerror or exc}; check "

@@ -208,7 +208,17 @@ def as_float64_function(
     if backend != "auto":
         return Float64Function(fn, backend, label)
     if _is_torch_module(fn):
-        return Float64Function(fn, "torch", label)
+        module_fn = Float64Function(fn, "torch", label)
+        try:
+            # 13 points: a length that a layer with a fixed width rarely has.
+            module_fn(np.linspace(-2.0, 2.0, 13))
+        except Exception as error:  # user code: report it in one line
+            raise ExpressionError(
+                f"cannot evaluate {label} on a float64 tensor of 13 values "
+                f"({type(error).__name__}: {error}); expected an elementwise "
+                "activation"
+            ) from None
+        return module_fn
     probe = np.linspace(-2.0, 2.0, 9)
     numpy_error: Exception | None = None
     try:

@@ -698,7 +698,21 @@ def get_activation(name: str, params: Mapping[str, object] | None = None) -> Act
             "run 'symgroups list' to see every catalogue name"
         )
     resolved = entry.resolve_params(params)
-    return Activation(entry.name, entry.build_expression(resolved), resolved)
+    expr = entry.build_expression(resolved)
+    if params:
+        # Parameters must not build what the parser would reject as text,
+        # such as x**1000, because the prover's limits assume that bound.
+        from ._errors import ExpressionError
+        from ._parse import check_expression
+
+        try:
+            check_expression(expr)
+        except ExpressionError as error:
+            values = ", ".join(f"{key}={value}" for key, value in params.items())
+            raise ParameterError(
+                f"invalid parameters {values} for activation {entry.name!r}: {error}"
+            ) from None
+    return Activation(entry.name, expr, resolved)
 
 
 # --------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from ._analysis import prove_group
 from ._cache import write_json_atomic
 from ._claims import check_step, deduce, validate_step
 from ._errors import CertificateError, SymgroupsError, VerificationError
+from ._files import OutputPathError
 from ._group import GroupDescription
 from ._query import QueryResult, _conflict, _evidence, evidence_supports_proof
 from ._version import __version__
@@ -97,6 +98,8 @@ def write_certificate(result: QueryResult, path: str | Path) -> dict[str, Any]:
     certificate = certificate_of(result)
     try:
         write_json_atomic(Path(path), certificate)
+    except OutputPathError as exc:
+        raise SymgroupsError(f"cannot write certificate: {exc}") from None
     except OSError as exc:
         raise SymgroupsError(
             f"cannot write certificate {str(path)!r}: {exc.strerror or exc}; check "

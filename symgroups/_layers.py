@@ -495,7 +495,6 @@ class GLUGroup(LayerGroup):
 
     def __init__(self, name: str = "glu", gate: Any = None) -> None:
         super().__init__()
-        from ._group import Character, GroupDescription
         from ._query import query
 
         if gate is None:
@@ -518,12 +517,14 @@ class GLUGroup(LayerGroup):
                 f"the gate {result.activation.text} is constant, so the {name} layer "
                 "is linear in y alone and has no gate group"
             )
-        if description.kind == "general_linear":
-            # g(t) = a t: g(lam t) = lam g(t) for every lam != 0.
-            description = GroupDescription("monomial", "nonzero", (), Character(1, 1))
-        elif description.kind == "affine_stabilizer":
-            # g(t) = a t + b with b != 0: only lam = 1 keeps g(lam t) = mu g(t).
-            description = GroupDescription("monomial", "trivial", (), Character(0, 0))
+        if description.kind in ("general_linear", "affine_stabilizer"):
+            # With g(t) = a t the layer is the bilinear a x * y, and swapping
+            # the branches is a symmetry that the block-diagonal form misses.
+            raise ParameterError(
+                f"the gate {result.activation.text} is affine, so the {name} layer "
+                "is bilinear and its group mixes the two branches, which this "
+                "derivation does not cover; use a nonlinear gate"
+            )
         self.gate = result.activation.text
         self.gate_description = description
         self.status = result.status

@@ -244,3 +244,11 @@ def test_torch_code_after_parallel_parent_op():
     result = symgroups.discover(lambda t: torch.tanh(t), timeout=60)
     assert result.status == "numerically_verified"
     assert result.group == symgroups.query("tanh").group
+
+
+def test_module_of_fixed_width_rejected():
+    # A layer that is not elementwise fails on a 13-value probe and is
+    # reported as bad input, not discovered.
+    layer = torch.nn.Linear(3, 3)
+    with pytest.raises(symgroups.ExpressionError, match="elementwise activation"):
+        symgroups.discover(layer)

@@ -916,3 +916,15 @@ def test_from_aten_unmapped_forms(op_name: str, args: tuple, kwargs: dict) -> No
 def test_from_aten_invalid_value_raises() -> None:
     with pytest.raises(ParameterError, match=r"invalid value -1 for parameter 'lambd'"):
         activation_from_aten("aten.softshrink.default", (-1.0,), {})
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "message"),
+    [
+        ("power", {"d": 65}, "at most 64"),
+        ("leaky_relu", {"negative_slope": "1e-45"}, "at most 40 digits"),
+    ],
+)
+def test_parameters_obey_parser_limits(name, params, message):
+    with pytest.raises(ParameterError, match=message):
+        get_activation(name, params)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import stat
 import subprocess
 
 import pytest
@@ -180,6 +182,27 @@ def test_certify_into_missing_folder_exits_2(tmp_path):
     assert completed.returncode == 2
     assert "cannot write certificate" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "directory"])
+def test_certify_keeps_special_files(tmp_path, kind):
+    target = tmp_path / "target"
+    if kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "symlink":
+        (tmp_path / "real.json").write_text("{}")
+        target.symlink_to(tmp_path / "real.json")
+    else:
+        target.mkdir()
+    completed = run("certify", "relu", "-o", str(target))
+    assert completed.returncode == 2
+    assert "invalid output path" in completed.stderr
+    assert os.path.lexists(target)
+    if kind == "fifo":
+        assert stat.S_ISFIFO(os.lstat(target).st_mode)
+    elif kind == "symlink":
+        assert target.is_symlink()
+        assert (tmp_path / "real.json").read_text() == "{}"
 
 
 def test_certificate_is_readable_by_others(tmp_path):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -124,3 +126,21 @@ def test_joblib_and_dask_agree() -> None:
             similarity_dask = run_similarity_sweep(config, executor)
     assert strip_runtime(stitching_joblib) == strip_runtime(stitching_dask)
     assert strip_runtime(similarity_joblib) == strip_runtime(similarity_dask)
+
+
+def test_missing_extra_names_install_command(tmp_path) -> None:
+    # A None entry in sys.modules makes "import matplotlib" fail, as it does
+    # on an install without the experiments extra.
+    argv = ["experiment", "stitching", "--quick", "-o", str(tmp_path / "out")]
+    code = (
+        "import sys; sys.modules['matplotlib'] = None; "
+        f"from nn_bridge.cli import main; sys.exit(main({argv!r}))"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 2
+    assert "matplotlib" in completed.stderr
+    assert "'.[experiments]'" in completed.stderr
+    assert len(completed.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

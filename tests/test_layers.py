@@ -333,3 +333,10 @@ def test_cli_layer_bad_input_exits_2(argv, message, capsys):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
     assert message in err
+
+
+def test_glu_affine_gate_rejected():
+    # With g(t) = t, swapping the two branches preserves x * y, which the
+    # block-diagonal group would miss, so the group is not claimed.
+    with pytest.raises(ParameterError, match="bilinear"):
+        layer_group("glu", gate="x")

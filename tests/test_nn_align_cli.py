@@ -132,6 +132,47 @@ def test_canonicalize_same_fingerprint_for_orbit(tmp_path, capsys):
     assert json.loads(out)["fingerprint"] == first["fingerprint"]
 
 
+def test_output_onto_input_rejected(tmp_path, capsys):
+    model = mlp_a()
+    weights = tmp_path / "weights.safetensors"
+    save_model(model, str(weights))
+    before = weights.read_bytes()
+    status, out, err = run_main(
+        capsys,
+        "canonicalize",
+        str(weights),
+        "--arch",
+        "test_nn_align_cli:mlp_a",
+        "--input-shape",
+        INPUT_SHAPE,
+        "-o",
+        str(weights),
+    )
+    assert status == 2
+    assert out == ""
+    assert "it is an input of this command" in err
+    assert weights.read_bytes() == before
+
+
+def test_outputs_follow_umask(tmp_path, capsys):
+    output = tmp_path / "canonical.safetensors"
+    previous = os.umask(0o022)
+    try:
+        status, _, err = run_main(
+            capsys,
+            "canonicalize",
+            "test_nn_align_cli:mlp_a",
+            "--input-shape",
+            INPUT_SHAPE,
+            "-o",
+            str(output),
+        )
+    finally:
+        os.umask(previous)
+    assert status == 0, err
+    assert output.stat().st_mode & 0o777 == 0o644
+
+
 def test_merge_reports_barrier(tmp_path, capsys):
     inputs = nets.random_input((32, 5))
     targets = torch.randint(0, 3, (32,), generator=torch.Generator().manual_seed(0))

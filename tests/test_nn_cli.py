@@ -113,3 +113,32 @@ def test_help_describes_options(capsys) -> None:
     out = capsys.readouterr().out
     assert "seed of the group element" in out
     assert "safetensors file to write" in out
+
+
+class NoisyModel(nn.Module):
+    """A model whose output has fresh noise on every call, so no copy matches."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = nn.Linear(4, 8)
+        self.second = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = torch.relu(self.first(x))
+        return self.second(hidden) + torch.rand_like(x[:, :3])
+
+
+def noisy_model() -> nn.Module:
+    torch.manual_seed(0)
+    return NoisyModel()
+
+
+def test_randomize_changed_function_writes_nothing(tmp_path, capsys) -> None:
+    output = tmp_path / "noisy.safetensors"
+    argv = ["randomize", "test_nn_cli:noisy_model", "--input-shape", "2,4"]
+    status = main([*argv, "-o", str(output)])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert captured.out == ""
+    assert "not writing" in captured.err
+    assert not output.exists()

@@ -199,6 +199,23 @@ def _prepare_directory(text: str, option: str) -> Path:
     return path
 
 
+#: Import names of the packages of the ``experiments`` extra.
+EXTRA_PACKAGES = ("matplotlib", "sklearn", "joblib", "tqdm", "threadpoolctl")
+
+
+def _missing_packages() -> list[str]:
+    """Return the packages of :data:`EXTRA_PACKAGES` that cannot be imported."""
+    import importlib
+
+    missing = []
+    for name in EXTRA_PACKAGES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
+
+
 def run_experiment_command(args: argparse.Namespace) -> int:
     """Run the subcommand parsed into ``args``; return the exit status.
 
@@ -206,6 +223,15 @@ def run_experiment_command(args: argparse.Namespace) -> int:
     1 with one line when the sweep fails, for example when the Dask scheduler
     cannot be reached.
     """
+    missing = _missing_packages()
+    if missing:
+        print(
+            f"{PROGRAM}: error: the experiments need {', '.join(missing)}, which "
+            "the 'experiments' extra installs: pip install -c constraints.txt -e "
+            "'.[experiments]'",
+            file=sys.stderr,
+        )
+        return 2
     from .sweep import DASK_SCHEDULER_ENV
 
     try:
