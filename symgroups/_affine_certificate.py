@@ -21,15 +21,17 @@ from ._affine import AffineQueryResult, affine_evidence, numeric_candidate
 from ._affine_claims import check_affine_step, deduce_affine, validate_affine_step
 from ._affine_group import AffineGroupDescription
 from ._cache import write_json_atomic
-from ._certificate import AFFINE_SCHEMA, load_certificate, software_versions
+from ._certificate import (
+    AFFINE_SCHEMA,
+    load_certificate,
+    parse_certificate,
+    software_versions,
+)
 from ._errors import CertificateError, SymgroupsError, VerificationError
 from ._files import OutputPathError
 from ._worker import DEFAULT_STEP_TIMEOUT, DEFAULT_TOTAL_TIMEOUT, run_in_worker
 
 logger = logging.getLogger(__name__)
-
-REQUIRED_FIELDS = ("schema", "expression", "group", "steps", "evidence", "software")
-OPTIONAL_FIELDS = ("status", "activation", "description")
 
 
 def affine_certificate_of(result: AffineQueryResult) -> dict[str, Any]:
@@ -97,47 +99,12 @@ def parse_affine_certificate(
     certificate: Any,
 ) -> tuple[sympy.Expr, AffineGroupDescription, str, list[dict[str, Any]]]:
     """Validate the structure of an affine certificate and rebuild its objects."""
-    from ._exprjson import expression_from_json
-
-    if not isinstance(certificate, dict):
-        raise CertificateError(
-            f"a certificate must be a JSON object, got {type(certificate).__name__}"
-        )
-    missing = [f for f in REQUIRED_FIELDS if f not in certificate]
-    if missing:
-        raise CertificateError(f"certificate is missing the fields {missing}")
-    unknown = sorted(set(certificate) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
-    if unknown:
-        raise CertificateError(f"certificate has unknown fields {unknown}")
-    if certificate["schema"] != AFFINE_SCHEMA:
-        raise CertificateError(
-            f"certificate schema {certificate['schema']!r} is not supported; "
-            f"expected {AFFINE_SCHEMA!r}"
-        )
-    try:
-        expr = expression_from_json(certificate["expression"])
-    except SymgroupsError as exc:
-        raise CertificateError(f"certificate expression is invalid: {exc}") from None
-    try:
-        group = AffineGroupDescription.from_json(certificate["group"])
-    except SymgroupsError as exc:
-        raise CertificateError(f"certificate group is invalid: {exc}") from None
-    status = certificate.get("status", "proved")
-    if status not in ("proved", "numerically_verified"):
-        raise CertificateError(
-            "certificate status must be 'proved' or 'numerically_verified', "
-            f"got {status!r}"
-        )
-    steps = certificate["steps"]
-    if not isinstance(steps, list):
-        raise CertificateError("certificate steps must be a list")
-    for index, step in enumerate(steps):
-        validate_affine_step(step, index)
-    if not isinstance(certificate["evidence"], dict):
-        raise CertificateError("certificate evidence must be an object")
-    if not isinstance(certificate["software"], dict):
-        raise CertificateError("certificate software must be an object")
-    return expr, group, status, steps
+    return parse_certificate(
+        certificate,
+        schema=AFFINE_SCHEMA,
+        group_type=AffineGroupDescription,
+        validate=validate_affine_step,
+    )
 
 
 def _verify_parsed(

@@ -22,24 +22,9 @@ def _run(args: argparse.Namespace) -> Any:
             "--lie-check checks the linear group and does not combine with "
             "--affine; drop one of them"
         )
-    spec: Any = args.spec
-    try:
-        from ._fx import is_code_spec, load_code
-    except ImportError:  # pragma: no cover - the code loader is optional
-        is_code_spec = None
-    if is_code_spec is not None and is_code_spec(spec):
-        if args.param:
-            raise SymgroupsError(
-                f"--param applies only to catalogue names, and {spec!r} is code"
-            )
-        spec = load_code(spec.strip())
-    return query_affine(
-        spec,
-        dict(args.param) or None,
-        seed=args.seed,
-        timeout=args.timeout,
-        step_timeout=args.step_timeout,
-    )
+    from .cli import _run_query
+
+    return _run_query(args, query_affine)
 
 
 def query_affine_command(args: argparse.Namespace) -> int:

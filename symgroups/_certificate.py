@@ -160,8 +160,17 @@ def load_certificate(path: str | Path) -> dict[str, Any]:
 
 def parse_certificate(
     certificate: Any,
-) -> tuple[sympy.Expr, GroupDescription, str, list[dict[str, Any]]]:
-    """Validate the structure of a certificate and rebuild its objects."""
+    *,
+    schema: str = SCHEMA,
+    group_type: Any = GroupDescription,
+    validate: Any = validate_step,
+) -> tuple[sympy.Expr, Any, str, list[dict[str, Any]]]:
+    """Validate the structure of a certificate and rebuild its objects.
+
+    ``schema``, ``group_type`` (a class with ``from_json``) and ``validate``
+    (the per-step structure check) select the format; the defaults read
+    linear certificates, and the affine format passes its own.
+    """
     from ._exprjson import expression_from_json
 
     if not isinstance(certificate, dict):
@@ -174,17 +183,17 @@ def parse_certificate(
     unknown = sorted(set(certificate) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
     if unknown:
         raise CertificateError(f"certificate has unknown fields {unknown}")
-    if certificate["schema"] != SCHEMA:
+    if certificate["schema"] != schema:
         raise CertificateError(
             f"certificate schema {certificate['schema']!r} is not supported; "
-            f"expected {SCHEMA!r}"
+            f"expected {schema!r}"
         )
     try:
         expr = expression_from_json(certificate["expression"])
     except SymgroupsError as exc:
         raise CertificateError(f"certificate expression is invalid: {exc}") from None
     try:
-        group = GroupDescription.from_json(certificate["group"])
+        group = group_type.from_json(certificate["group"])
     except SymgroupsError as exc:
         raise CertificateError(f"certificate group is invalid: {exc}") from None
     status = certificate.get("status", "proved")
@@ -197,7 +206,7 @@ def parse_certificate(
     if not isinstance(steps, list):
         raise CertificateError("certificate steps must be a list")
     for index, step in enumerate(steps):
-        validate_step(step, index)
+        validate(step, index)
     evidence = certificate["evidence"]
     if not isinstance(evidence, dict):
         raise CertificateError("certificate evidence must be an object")

@@ -283,9 +283,15 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_query(args: argparse.Namespace) -> Any:
+def _run_query(args: argparse.Namespace, query: Any = None) -> Any:
+    """Run ``query`` (``symgroups.query`` by default) on the parsed arguments.
+
+    A ``package.module:name`` SPEC is imported as code first.
+    """
     from ._fx import is_code_spec, load_code
-    from ._query import query
+
+    if query is None:
+        from ._query import query
 
     spec: Any = args.spec
     if is_code_spec(spec):
