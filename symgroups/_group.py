@@ -389,6 +389,10 @@ class IntertwinerGroup:
         return f"{self.description.describe()} (n = {self.n})"
 
     def _as_matrix(self, A: Any) -> np.ndarray:
+        if np.iscomplexobj(A):
+            raise ParameterError(
+                f"expected a {self.n}x{self.n} real matrix, got a complex one"
+            )
         try:
             A = np.asarray(A, dtype=np.float64)
         except (TypeError, ValueError):
@@ -407,13 +411,17 @@ class IntertwinerGroup:
         """Split a monomial matrix as ``A = P diag(d)``.
 
         Returns ``(perm, d)`` with ``A[perm[j], j] = d[j]``, or ``None`` when
-        ``A`` has other than one entry above ``tol * max|A|`` in a row or column.
+        a row or column of ``A`` has other than one entry above ``tol`` times
+        the largest magnitude in its column. The threshold is per column so
+        that ``diag(1e9, 1)`` keeps both entries.
         """
         A = self._as_matrix(A)
-        scale = float(np.max(np.abs(A))) if A.size else 0.0
-        if not math.isfinite(scale) or scale == 0.0:
+        if not A.size or not np.isfinite(A).all():
             return None
-        support = np.abs(A) > tol * scale
+        column_scale = np.max(np.abs(A), axis=0)
+        if np.any(column_scale == 0.0):
+            return None
+        support = np.abs(A) > tol * column_scale[None, :]
         if not (support.sum(axis=0) == 1).all() or not (support.sum(axis=1) == 1).all():
             return None
         perm = np.argmax(support, axis=0)

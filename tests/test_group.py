@@ -10,6 +10,7 @@ import sympy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from symgroups import intertwiner_group
 from symgroups._errors import (
     DegenerateActivationError,
     NotInGroupError,
@@ -695,3 +696,18 @@ def test_sample_scalars_signs():
     nonzero = DESCRIPTIONS["nonzero abs"].matrix_group(1).sample_scalars(rng, 200)
     assert (nonzero > 0).any()
     assert (nonzero < 0).any()
+
+
+def test_contains_scales_far_apart():
+    # The zero threshold is per column, so scales nine orders of magnitude
+    # apart are still one monomial matrix.
+    group = intertwiner_group("relu", 3)
+    assert group.contains(np.diag([1e9, 1.0, 1.0]))
+    assert group.contains(np.diag([1e-9, 1.0, 1.0]))
+    assert not group.contains(np.array([[1.0, 1e-3, 0.0], [0, 1, 0], [0, 0, 1]]))
+
+
+def test_contains_rejects_complex():
+    group = intertwiner_group("relu", 2)
+    with pytest.raises(ParameterError, match="complex"):
+        group.contains(np.eye(2) * (1 + 1j))
