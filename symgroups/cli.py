@@ -51,8 +51,22 @@ def _positive_float(text: str) -> float:
     except ValueError:
         value = float("nan")
     if not value > 0 or value == float("inf"):
+        # strip(): a leading space protects negative numbers from the option
+        # parser, and the message shows the value as typed.
         raise argparse.ArgumentTypeError(
-            f"invalid number of seconds {text!r}: expected a positive number"
+            f"invalid number of seconds {text.strip()!r}: expected a positive number"
+        )
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"invalid seed {text.strip()!r}: expected a whole number 0 or more"
         )
     return value
 
@@ -114,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"seconds for one sympy call (default {DEFAULT_STEP_TIMEOUT:g})",
         )
         sub.add_argument(
-            "--seed", type=int, default=0, help="seed of the numeric evidence"
+            "--seed", type=_seed, default=0, help="seed of the numeric evidence"
         )
 
     query = commands.add_parser(

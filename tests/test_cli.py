@@ -245,3 +245,16 @@ def test_value_at_zero_settles_positive_scalings():
     payload = query_json("Piecewise((x, x > 0), (0, x < 0), (5, True))")
     assert payload["status"] == "proved"
     assert payload["group"]["scalars"] == "trivial"
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--seed", "-1", "invalid seed '-1'"),
+        ("--timeout", "-1", "invalid number of seconds '-1'"),
+    ],
+)
+def test_negative_option_values_named(option, value, message):
+    completed = run("query", "relu", option, value)
+    assert completed.returncode == 2
+    assert f"argument {option}: {message}" in completed.stderr
