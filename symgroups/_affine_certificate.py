@@ -25,11 +25,12 @@ from ._certificate import (
     AFFINE_SCHEMA,
     load_certificate,
     parse_certificate,
+    run_verification,
     software_versions,
 )
 from ._errors import CertificateError, SymgroupsError, VerificationError
 from ._files import OutputPathError
-from ._worker import DEFAULT_STEP_TIMEOUT, DEFAULT_TOTAL_TIMEOUT, run_in_worker
+from ._worker import DEFAULT_STEP_TIMEOUT, DEFAULT_TOTAL_TIMEOUT
 
 logger = logging.getLogger(__name__)
 
@@ -157,28 +158,6 @@ def _verify_parsed(
     return AffineVerificationReport(status, group, expr, len(steps), True)
 
 
-def _check_descriptive_fields(
-    certificate: dict[str, Any], expr: sympy.Expr, group: AffineGroupDescription
-) -> None:
-    from ._parse import expression_text
-
-    activation = certificate.get("activation")
-    if activation is not None:
-        if not isinstance(activation, dict):
-            raise CertificateError("certificate activation must be an object")
-        text = activation.get("text")
-        if text is not None and text != expression_text(expr):
-            raise VerificationError(
-                f"activation.text {text!r} does not match the expression "
-                f"{expression_text(expr)!r}"
-            )
-    description = certificate.get("description")
-    if description is not None and description != group.describe():
-        raise VerificationError(
-            f"description {description!r} does not match the group ({group.describe()})"
-        )
-
-
 def verify_affine_certificate(
     certificate: dict[str, Any] | str | Path,
     *,
@@ -194,26 +173,5 @@ def verify_affine_certificate(
     """
     if isinstance(certificate, (str, Path)):
         certificate = load_certificate(certificate)
-    expr, group, status, steps = parse_affine_certificate(certificate)
-    from . import _numeric  # noqa: F401  (imported once, inherited by the worker)
-
-    outcome = run_in_worker(
-        _verify_parsed,
-        expr,
-        group,
-        status,
-        steps,
-        certificate["evidence"],
-        step_timeout,
-        timeout=timeout,
-    )
-    if outcome.status == "ok":
-        _check_descriptive_fields(certificate, expr, group)
-        return outcome.value
-    if outcome.status == "error" and isinstance(outcome.error, SymgroupsError):
-        raise outcome.error
-    if outcome.status == "timeout":
-        raise VerificationError(
-            f"verification did not finish within {timeout:g} s; raise --timeout"
-        )
-    raise VerificationError(f"verification failed: {outcome.detail.strip()}")
+    parsed = parse_affine_certificate(certificate)
+    return run_verification(_verify_parsed, certificate, parsed, timeout, step_timeout)

@@ -339,11 +339,28 @@ def verify_certificate(
         return verify_affine_certificate(
             certificate, timeout=timeout, step_timeout=step_timeout
         )
-    expr, group, status, steps = parse_certificate(certificate)
+    parsed = parse_certificate(certificate)
+    return run_verification(_verify_parsed, certificate, parsed, timeout, step_timeout)
+
+
+def run_verification(
+    verify: Any,
+    certificate: dict[str, Any],
+    parsed: tuple[sympy.Expr, Any, str, list[dict[str, Any]]],
+    timeout: float,
+    step_timeout: float,
+) -> Any:
+    """Run ``verify(expr, group, status, steps, evidence, step_timeout)`` in a worker.
+
+    The worker is terminated after ``timeout`` seconds. A deadline or a crash
+    becomes a :class:`VerificationError`; the descriptive fields are checked
+    after the claims pass.
+    """
     from . import _numeric  # noqa: F401  (imported once, inherited by the worker)
 
+    expr, group, status, steps = parsed
     outcome = run_in_worker(
-        _verify_parsed,
+        verify,
         expr,
         group,
         status,
