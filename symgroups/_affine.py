@@ -33,7 +33,7 @@ from ._affine_claims import (
 from ._affine_claims import _limit as limit_at
 from ._affine_claims import _polynomial as as_polynomial
 from ._affine_group import TRIVIAL_STABILIZER, AffineGroupDescription, _product
-from ._errors import ParameterError, SymgroupsError, VerificationError
+from ._errors import SymgroupsError, VerificationError
 from ._group import GroupDescription, exact_text
 from ._query import DEFAULT_SEED, QueryResult, check_real_valued, query
 from ._symbolic import is_piecewise
@@ -717,19 +717,9 @@ def query_affine(
     AffineQueryResult
         With status ``proved``, ``numerically_verified`` or ``undecided``.
     """
-    from ._query import resolve_activation
+    from ._query import resolve_activation, validate_search_arguments
 
-    for label, value in (("timeout", timeout), ("step_timeout", step_timeout)):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not 0 < value < float("inf")
-        ):
-            raise ParameterError(
-                f"{label} must be a positive number of seconds, got {value!r}"
-            )
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ParameterError(f"seed must be a nonnegative integer, got {seed!r}")
+    validate_search_arguments(seed, timeout, step_timeout)
     activation = resolve_activation(spec, params)
     linear = query(activation, seed=seed, timeout=timeout, step_timeout=step_timeout)
     from . import _numeric  # noqa: F401  (imported once, inherited by the worker)

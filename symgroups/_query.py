@@ -159,17 +159,7 @@ def query(
     QueryResult
         With status ``proved``, ``numerically_verified`` or ``undecided``.
     """
-    for label, value in (("timeout", timeout), ("step_timeout", step_timeout)):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not 0 < value < float("inf")
-        ):
-            raise ParameterError(
-                f"{label} must be a positive number of seconds, got {value!r}"
-            )
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ParameterError(f"seed must be a nonnegative integer, got {seed!r}")
+    validate_search_arguments(seed, timeout, step_timeout)
     from ._fx import is_code, query_code
 
     if is_code(spec):
@@ -207,6 +197,25 @@ def query(
             f"({outcome.detail}); raise --timeout to search longer"
         )
     return QueryResult(activation, "undecided", None, notes=[note])
+
+
+def validate_search_arguments(seed: Any, timeout: Any, step_timeout: Any) -> None:
+    """Raise :class:`ParameterError` for an invalid seed or deadline.
+
+    Deadlines are positive finite seconds, and the seed is an integer 0 or
+    more; ``bool`` is rejected although it is an ``int``.
+    """
+    for label, value in (("timeout", timeout), ("step_timeout", step_timeout)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not 0 < value < float("inf")
+        ):
+            raise ParameterError(
+                f"{label} must be a positive number of seconds, got {value!r}"
+            )
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ParameterError(f"seed must be a nonnegative integer, got {seed!r}")
 
 
 def compute_result(
