@@ -37,6 +37,10 @@ from .cli import UsageError, _Parser, load_model
 #: Subcommands that :func:`add_commands` adds.
 COMMANDS = ("align", "canonicalize", "merge")
 
+#: Most coordinate-descent runs that ``align --restarts`` accepts, so that a
+#: typo cannot start a run of days; each run costs about as much as the first.
+MAX_RESTARTS = 1000
+
 #: Longest error detail quoted from torch in a one-line message.
 MAX_DETAIL_CHARS = 400
 
@@ -128,8 +132,11 @@ def _run_align(args: argparse.Namespace) -> int:
 
     _check_output(args.output, args)
     _check_output(args.transform, args, "--transform")
-    if args.restarts < 1:
-        raise UsageError(f"invalid --restarts {args.restarts!r}: expected at least 1")
+    if not 1 <= args.restarts <= MAX_RESTARTS:
+        raise UsageError(
+            f"invalid --restarts {args.restarts!r}: expected a whole number from 1 "
+            f"to {MAX_RESTARTS}"
+        )
     model_a, inputs = _load(args.model_a, args)
     model_b, _ = _load(args.model_b, args)
     try:

@@ -244,6 +244,11 @@ def test_merge_reports_barrier(tmp_path, capsys):
             r"invalid --restarts 0",
         ),
         (
+            ["align", "test_nn_align_cli:mlp_a", "test_nn_align_cli:mlp_b"]
+            + ["-o", "out.safetensors", "--restarts", "1000001"],
+            r"invalid --restarts 1000001: expected a whole number from 1 to 1000",
+        ),
+        (
             ["merge", "test_nn_align_cli:mlp_a", "test_nn_align_cli:mlp_b"],
             r"merge writes nothing without -o",
         ),

@@ -14,14 +14,12 @@ import json
 import logging
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from .._errors import NNBridgeError
 from .models import ACTIVATIONS, FAMILIES
-from .plots import apply_umask_mode
 
 logger = logging.getLogger(__name__)
 
@@ -165,21 +163,16 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def write_json_atomic(document: dict[str, Any], path: Path) -> None:
-    """Write ``document`` to ``path`` through a temporary file and os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+    """Write ``document`` to ``path`` as indented JSON, atomically."""
+    from symgroups._files import atomic_write
+
+    def write(temporary: str) -> None:
+        with open(temporary, "w", encoding="utf-8") as stream:
             json.dump(document, stream, indent=2, sort_keys=False)
             stream.write("\n")
-        apply_umask_mode(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, write)
 
 
 def _prepare_directory(text: str, option: str) -> Path:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,32 +20,17 @@ def _pyplot() -> Any:
     return plt
 
 
-def apply_umask_mode(path: str) -> None:
-    """Give ``path`` mode ``0o666`` minus the umask, as ``open`` would.
-
-    ``tempfile.mkstemp`` creates files with mode 0600, which would otherwise
-    survive the ``os.replace`` into place.
-    """
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
 def save_figure(figure: Any, path: Path) -> None:
-    """Write ``figure`` to ``path`` as PNG through a temporary file and os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".png"
-    )
-    os.close(handle)
-    try:
+    """Write ``figure`` to ``path`` as PNG, atomically, and close it."""
+    from symgroups._files import atomic_write
+
+    def write(temporary: str) -> None:
         figure.tight_layout()
-        figure.savefig(temporary, dpi=DPI, bbox_inches="tight")
-        apply_umask_mode(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+        figure.savefig(temporary, dpi=DPI, bbox_inches="tight", format="png")
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        atomic_write(path, write)
     finally:
         _pyplot().close(figure)
 
