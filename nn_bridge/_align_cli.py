@@ -41,7 +41,7 @@ COMMANDS = ("align", "canonicalize", "merge")
 #: typo cannot start a run of days; each run costs about as much as the first.
 MAX_RESTARTS = 1000
 
-#: Longest error detail quoted from torch in a one-line message.
+#: Maximum length of the torch error detail quoted in a one-line message.
 MAX_DETAIL_CHARS = 400
 
 #: Keys of the tensors in a ``--data`` file of ``merge``.

@@ -23,6 +23,7 @@ from ._affine_group import AffineGroupDescription
 from ._cache import write_json_atomic
 from ._certificate import (
     AFFINE_SCHEMA,
+    check_steps,
     load_certificate,
     parse_certificate,
     run_verification,
@@ -116,15 +117,7 @@ def _verify_parsed(
     evidence: dict[str, Any],
     step_timeout: float,
 ) -> AffineVerificationReport:
-    for index, step in enumerate(steps):
-        try:
-            check_affine_step(expr, step, step_timeout)
-        except VerificationError as exc:
-            raise VerificationError(
-                f"step {index} ({step['claim']}) failed: {exc}", step=index
-            ) from None
-        except CertificateError as exc:
-            raise CertificateError(f"step {index} ({step['claim']}): {exc}") from None
+    check_steps(check_affine_step, expr, steps, step_timeout)
     proved = deduce_affine(steps)
     if status == "proved" and proved is None:
         raise VerificationError(

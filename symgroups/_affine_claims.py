@@ -38,7 +38,14 @@ from typing import Any
 import sympy
 
 from ._affine_group import TRIVIAL_STABILIZER, AffineGroupDescription
-from ._claims import _check_affine, _check_not_affine, check_step, deduce, sigma_at
+from ._claims import (
+    _check_affine,
+    _check_not_affine,
+    check_step,
+    check_step_fields,
+    deduce,
+    sigma_at,
+)
 from ._claims import validate_step as validate_linear_step
 from ._errors import CertificateError, SymgroupsError, VerificationError
 from ._group import GroupDescription
@@ -101,29 +108,8 @@ def _limit_value(text: Any, where: str) -> sympy.Expr:
 
 def validate_affine_step(step: Any, index: int) -> None:
     """Check that a step has the fields and JSON types of its claim."""
-    where = f"steps[{index}]"
-    if not isinstance(step, dict):
-        raise CertificateError(f"{where} must be an object, got {type(step).__name__}")
-    claim = step.get("claim")
-    if claim not in _FIELDS:
-        raise CertificateError(
-            f"{where}.claim must be one of {list(AFFINE_CLAIMS)}, got {claim!r}"
-        )
-    fields = _FIELDS[claim]
-    missing = sorted(set(fields) - set(step))
-    extra = sorted(set(step) - set(fields) - {"claim", "note"})
-    if missing or extra:
-        raise CertificateError(
-            f"{where} ({claim}) needs the fields {sorted(fields)}; "
-            f"missing {missing}, unexpected {extra}"
-        )
-    for name, kind in fields.items():
-        value = step[name]
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise CertificateError(
-                f"{where}.{name} must be of JSON type {kind.__name__}, got {value!r}"
-            )
-    if claim == "stabilizer":
+    check_step_fields(step, index, _FIELDS)
+    if step["claim"] == "stabilizer":
         for inner, nested in enumerate(step["steps"]):
             validate_linear_step(nested, inner)
 

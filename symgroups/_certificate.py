@@ -243,6 +243,24 @@ def _check_descriptive_fields(
         )
 
 
+def check_steps(
+    check: Any, expr: sympy.Expr, steps: list[dict[str, Any]], step_timeout: float
+) -> None:
+    """Re-derive every step with ``check(expr, step, step_timeout)``.
+
+    A failure is re-raised with the step's index and claim in the message.
+    """
+    for index, step in enumerate(steps):
+        try:
+            check(expr, step, step_timeout)
+        except VerificationError as exc:
+            raise VerificationError(
+                f"step {index} ({step['claim']}) failed: {exc}", step=index
+            ) from None
+        except CertificateError as exc:
+            raise CertificateError(f"step {index} ({step['claim']}): {exc}") from None
+
+
 def _verify_parsed(
     expr: sympy.Expr,
     group: GroupDescription,
@@ -251,15 +269,7 @@ def _verify_parsed(
     evidence: dict[str, Any],
     step_timeout: float,
 ) -> VerificationReport:
-    for index, step in enumerate(steps):
-        try:
-            check_step(expr, step, step_timeout)
-        except VerificationError as exc:
-            raise VerificationError(
-                f"step {index} ({step['claim']}) failed: {exc}", step=index
-            ) from None
-        except CertificateError as exc:
-            raise CertificateError(f"step {index} ({step['claim']}): {exc}") from None
+    check_steps(check_step, expr, steps, step_timeout)
     deduction = deduce(steps)
     if status == "proved":
         if deduction.group is None:

@@ -115,15 +115,26 @@ def _number(text: Any, where: str) -> sympy.Expr:
 
 def validate_step(step: Any, index: int) -> None:
     """Check that a step has the fields and types of its claim."""
+    check_step_fields(step, index, _FIELDS)
+
+
+def check_step_fields(
+    step: Any, index: int, fields_of: dict[str, dict[str, Any]]
+) -> None:
+    """Check ``step`` against ``fields_of[claim]``, its fields and JSON types.
+
+    Besides those fields a step may carry only ``claim`` and the notes of
+    :data:`_NOTES`. A JSON ``true`` does not count as an integer.
+    """
     where = f"steps[{index}]"
     if not isinstance(step, dict):
         raise CertificateError(f"{where} must be an object, got {type(step).__name__}")
     claim = step.get("claim")
-    if claim not in _FIELDS:
+    if claim not in fields_of:
         raise CertificateError(
-            f"{where}.claim must be one of {list(CLAIMS)}, got {claim!r}"
+            f"{where}.claim must be one of {list(fields_of)}, got {claim!r}"
         )
-    fields = _FIELDS[claim]
+    fields = fields_of[claim]
     missing = sorted(set(fields) - set(step))
     extra = sorted(set(step) - set(fields) - {"claim", *_NOTES})
     if missing or extra:
@@ -132,10 +143,10 @@ def validate_step(step: Any, index: int) -> None:
             f"missing {missing}, unexpected {extra}"
         )
     for name, kind in fields.items():
-        if not isinstance(step[name], kind):
+        value = step[name]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise CertificateError(
-                f"{where}.{name} must be of JSON type {kind.__name__}, "
-                f"got {step[name]!r}"
+                f"{where}.{name} must be of JSON type {kind.__name__}, got {value!r}"
             )
 
 

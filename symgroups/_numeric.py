@@ -1229,7 +1229,7 @@ def _constant_residual(y: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class _Source:
-    """What a numeric record was computed from: its key and text in the record."""
+    """The source of a numeric record: its key and text in the record."""
 
     key: str
     text: str
